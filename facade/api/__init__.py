@@ -1,0 +1,1 @@
+"""HTTP routes: each module is one resource; the envelope and errors are shared."""

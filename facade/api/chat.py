@@ -1,0 +1,58 @@
+"""POST /api/v1/chat/completions: the enveloped chat endpoint, streaming included."""
+
+from __future__ import annotations
+
+from flask import Response, g, request
+
+from ..chat import Outcome
+from ..envelope import EnvelopeStream, ok_bytes
+from ..schemas.chat import ChatRequestSchema
+from ..schemas.responses import ChatCompletionChunkSchema, ChatCompletionSchema
+from ..streaming.relay import SSE_HEADERS, relay
+from .blueprint import EnvelopeBlueprint, envelope_schema
+from .context import authenticate, caller, gateway, request_id
+
+blp = EnvelopeBlueprint(
+    "chat", __name__, url_prefix="/api/v1", description="Chat completions in the envelope."
+)
+blp.before_request(authenticate)  # 401 before anything is parsed
+
+SSE_DOC = {
+    "description": "With `stream: true`: server-sent events, each `data: <envelope>` whose "
+    "data is a chat.completion.chunk, ending with `data: [DONE]`. An error after the first "
+    "event arrives as one error envelope event, then `data: [DONE]`.",
+    "content": {
+        "text/event-stream": {
+            "schema": envelope_schema(ChatCompletionChunkSchema(), "EnvelopeChatCompletionChunk")
+        }
+    },
+}
+
+
+def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
+    """Run the pipeline for the caller; shared by the enveloped and the plain routes."""
+    gw = gateway()
+    rid = request_id()
+    outcome = Outcome()
+    g.outcome = outcome
+    if body.get("stream"):
+        opened = gw.chat.open_stream(body, caller(), rid, outcome)
+        return Response(
+            relay(opened, stream_presenter, rid, request.environ),
+            status=200,
+            content_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    return gw.chat.complete(body, caller(), rid, outcome)
+
+
+@blp.route("/chat/completions", methods=["POST"])
+@blp.arguments(ChatRequestSchema)
+@blp.response(200, ChatCompletionSchema, description="A chat.completion with `metrics`.")
+@blp.doc(responses={"200": SSE_DOC})
+def create_chat_completion(body: dict) -> Response:
+    """Create a chat completion (set `stream` for server-sent events)."""
+    result = run_chat(body, EnvelopeStream)
+    if isinstance(result, Response):
+        return result
+    return Response(ok_bytes(result), mimetype="application/json")

@@ -1,0 +1,41 @@
+"""Per-request context: the gateway of this app, the request id, the caller's key."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import current_app, g, request
+
+from ..gateway import Gateway
+from ..keys import ApiKey
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def gateway() -> Gateway:
+    return current_app.extensions["facade"]
+
+
+def request_id() -> str:
+    """The caller's X-Request-ID when it is sane, else a fresh one; fixed per request."""
+    rid = g.get("request_id")
+    if rid is None:
+        given = request.headers.get("X-Request-ID")
+        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = rid
+    return rid
+
+
+def caller() -> ApiKey:
+    """Authenticate the Bearer key once per request."""
+    key = g.get("api_key")
+    if key is None:
+        key = gateway().authenticate(request.headers.get("Authorization"))
+        g.api_key = key
+    return key
+
+
+def authenticate() -> None:
+    """A before_request hook: reject the request unless its key is valid."""
+    caller()

@@ -1,0 +1,30 @@
+"""Liveness and readiness for Kubernetes probes."""
+
+from __future__ import annotations
+
+from ..errors import UnavailableError
+from ..schemas.responses import StatusSchema
+from .blueprint import EnvelopeBlueprint
+from .context import gateway
+
+blp = EnvelopeBlueprint("health", __name__, description="Probes.")
+
+
+@blp.route("/healthz", methods=["GET"])
+@blp.response(200, StatusSchema)
+def healthz() -> dict:
+    """Report that the process is alive."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz", methods=["GET"])
+@blp.response(200, StatusSchema)
+def readyz() -> dict:
+    """Report whether this instance should get traffic (config loaded, store reachable)."""
+    gw = gateway()
+    if gw.draining:
+        raise UnavailableError("draining: this instance is shutting down")
+    problem = gw.readiness_problem()
+    if problem:
+        raise UnavailableError(problem)
+    return {"status": "ready"}

@@ -1,0 +1,85 @@
+"""Assemble the Flask app: settings, config, gateway, routes, error handling, hooks."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g
+from flask.json.provider import JSONProvider
+from flask_smorest import Api
+
+from . import jsonutil
+from .config import Config, load_config, warn_demo
+from .gateway import Gateway
+from .logs import configure_logging
+from .schemas.responses import ErrorEnvelopeSchema
+from .settings import Settings
+
+log = logging.getLogger("facade")
+API_VERSION = "1.0.0"
+
+
+class OrjsonProvider(JSONProvider):
+    def dumps(self, obj, **kwargs) -> str:  # noqa: ANN001
+        return jsonutil.dumps(obj).decode()
+
+    def loads(self, s, **kwargs):  # noqa: ANN001, ANN201
+        return jsonutil.loads(s)
+
+
+class FacadeApi(Api):
+    """flask-smorest's Api with our error envelope in the spec and our error handlers."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def _register_error_handlers(self) -> None:
+        from .api.errors import register_error_handlers
+
+        register_error_handlers(self._app)
+
+
+def build_app(config: Config | None = None, settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+    config = config or load_config(settings)
+    if config.is_demo:
+        warn_demo()
+    app = Flask("facade")
+    app.json = OrjsonProvider(app)
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        API_TITLE="Facade",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "An enterprise gateway in front of large language models. "
+                "Every /api/v1 answer is the envelope {success, code, message, data}; "
+                "/v1 speaks plain OpenAI for SDKs."
+            },
+            "security": [{"bearerAuth": []}],
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    gateway = Gateway(config, settings)
+    app.extensions["facade"] = gateway
+    api = FacadeApi(app)
+    from .api import catalog, chat, health
+
+    for blp in (chat.blp, catalog.blp, health.blp):
+        api.register_blueprint(blp)
+
+    from .api.context import request_id
+
+    @app.after_request
+    def _request_id_header(resp):  # noqa: ANN001, ANN202
+        resp.headers["X-Request-ID"] = request_id()
+        return resp
+
+    app.facade_close = gateway.close
+    g  # noqa: B018 - imported for hooks registered by blueprints
+    return app

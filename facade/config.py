@@ -1,0 +1,302 @@
+"""The YAML config: read once at start, `${VAR}` expanded, validated, frozen into dataclasses.
+
+A bad file raises `ConfigError` whose message names the bad key (`models[1].targets[0].provider`),
+so the operator can fix it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from .settings import Settings
+from .validation import flatten_errors
+
+log = logging.getLogger("facade.config")
+
+DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "simulator")
+BUDGET_PERIODS = ("daily", "weekly", "monthly", "total")
+AUTO_STRATEGIES = ("cheapest", "fastest", "priority")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """The config file cannot be used; the message names the key."""
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+_money = {"validate": validate.Range(min=0)}
+
+
+class TimeoutSchema(_Strict):
+    connect = fields.Float(load_default=5.0, validate=validate.Range(min=0, min_inclusive=False))
+    read = fields.Float(load_default=120.0, validate=validate.Range(min=0, min_inclusive=False))
+
+
+class ProviderSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    kind = fields.String(required=True, validate=validate.OneOf(PROVIDER_KINDS))
+    base_url = fields.URL(require_tld=False, schemes={"http", "https"}, load_default=None)
+    api_key = fields.String(load_default=None)
+    timeout_s = fields.Nested(TimeoutSchema, load_default=lambda: TimeoutSchema().load({}))
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    api_version = fields.String(load_default=None)  # azure
+    anthropic_version = fields.String(load_default="2023-06-01")  # anthropic
+    ttft_s = fields.Float(load_default=0.25, validate=validate.Range(min=0))  # simulator
+    tokens_per_s = fields.Float(load_default=40.0, validate=validate.Range(min=0.1))  # simulator
+
+    @validates_schema
+    def _per_kind(self, data: dict, **_: Any) -> None:
+        if data["kind"] != "simulator" and not data.get("base_url"):
+            raise ValidationError("required for this provider kind", "base_url")
+        if data["kind"] == "azure" and not data.get("api_version"):
+            raise ValidationError("required for the azure kind", "api_version")
+
+
+class TargetSchema(_Strict):
+    provider = fields.String(required=True)
+    model = fields.String(required=True, validate=validate.Length(min=1))
+    weight = fields.Float(load_default=1.0, validate=validate.Range(min=0, min_inclusive=False))
+
+
+class ModelSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    targets = fields.List(fields.Nested(TargetSchema), required=True, validate=validate.Length(1))
+    input_cost_per_1m = fields.Float(load_default=0.0, **_money)
+    output_cost_per_1m = fields.Float(load_default=0.0, **_money)
+    context_window = fields.Integer(load_default=8192, validate=validate.Range(min=1))
+    # Output cap used when a request gives none (budgets reserve it; anthropic requires one).
+    max_output_tokens = fields.Integer(load_default=4096, validate=validate.Range(min=1))
+    capabilities = fields.List(
+        fields.String(validate=validate.OneOf(("tools", "images", "json"))),
+        load_default=lambda: ["tools", "json"],
+    )
+
+
+class AutoSchema(_Strict):
+    candidates = fields.List(fields.String(), load_default=list)
+    strategy = fields.String(load_default="priority", validate=validate.OneOf(AUTO_STRATEGIES))
+
+
+class KeySchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    key = fields.String(required=True, validate=validate.Length(min=4, max=256))
+    models = fields.List(fields.String(), load_default=list)
+    rpm = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    tpm = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    budget_usd = fields.Float(load_default=None, **_money)
+    budget_period = fields.String(load_default="monthly", validate=validate.OneOf(BUDGET_PERIODS))
+    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class LimitsSchema(_Strict):
+    max_body_bytes = fields.Integer(load_default=1048576, validate=validate.Range(min=1024))
+
+
+class RoutingSchema(_Strict):
+    cooldown_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
+    failures_to_cool = fields.Integer(load_default=3, validate=validate.Range(min=1))
+    retry_after_cap_s = fields.Float(load_default=2.0, validate=validate.Range(min=0))
+
+
+class ConfigSchema(_Strict):
+    providers = fields.List(
+        fields.Nested(ProviderSchema), required=True, validate=validate.Length(1)
+    )
+    models = fields.List(fields.Nested(ModelSchema), required=True, validate=validate.Length(1))
+    auto = fields.Nested(AutoSchema, load_default=lambda: AutoSchema().load({}))
+    keys = fields.List(fields.Nested(KeySchema), load_default=list)
+    limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
+    routing = fields.Nested(RoutingSchema, load_default=lambda: RoutingSchema().load({}))
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str | None
+    api_key: str | None
+    connect_timeout_s: float
+    read_timeout_s: float
+    headers: dict
+    api_version: str | None
+    anthropic_version: str
+    ttft_s: float
+    tokens_per_s: float
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    provider: str
+    model: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    targets: tuple[TargetConfig, ...]
+    input_cost_per_1m: float
+    output_cost_per_1m: float
+    context_window: int
+    max_output_tokens: int
+    capabilities: frozenset[str]
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.input_cost_per_1m + output_tokens * self.output_cost_per_1m
+        ) / 1_000_000
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    name: str
+    key: str
+    models: tuple[str, ...]
+    rpm: int | None
+    tpm: int | None
+    budget_usd: float | None
+    budget_period: str
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class Config:
+    providers: dict[str, ProviderConfig]
+    models: dict[str, ModelConfig]
+    auto_candidates: tuple[str, ...]
+    auto_strategy: str
+    keys: tuple[KeyConfig, ...]
+    max_body_bytes: int
+    cooldown_s: float
+    failures_to_cool: int
+    retry_after_cap_s: float
+    source: str
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source == str(DEMO_CONFIG)
+
+
+def expand_env(node: Any, environ: dict | os._Environ, path: str = "") -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string; an unset VAR names its key."""
+    if isinstance(node, dict):
+        return {
+            k: expand_env(v, environ, f"{path}.{k}" if path else str(k)) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [expand_env(v, environ, f"{path}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def sub(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set")
+
+    return _VAR.sub(sub, node)
+
+
+def parse_config(raw: Any, source: str = "<memory>", environ: Any = None) -> Config:
+    """Validate a parsed YAML document and freeze it; raises ConfigError naming the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError("the config file must be a YAML mapping with providers and models")
+    data = expand_env(raw, os.environ if environ is None else environ)
+    try:
+        doc = ConfigSchema().load(data)
+    except ValidationError as err:
+        path, message = flatten_errors(err.messages)[0]
+        raise ConfigError(f"{path}: {message}") from None
+    return _freeze(doc, source)
+
+
+def _freeze(doc: dict, source: str) -> Config:
+    providers: dict[str, ProviderConfig] = {}
+    for i, p in enumerate(doc["providers"]):
+        if p["name"] in providers:
+            raise ConfigError(f"providers[{i}].name: duplicate provider name {p['name']!r}")
+        timeout = p.pop("timeout_s")
+        providers[p["name"]] = ProviderConfig(
+            **p, connect_timeout_s=timeout["connect"], read_timeout_s=timeout["read"]
+        )
+    models: dict[str, ModelConfig] = {}
+    for i, m in enumerate(doc["models"]):
+        if m["name"] in models or m["name"] == "auto":
+            raise ConfigError(f"models[{i}].name: duplicate or reserved model name {m['name']!r}")
+        for j, t in enumerate(m["targets"]):
+            if t["provider"] not in providers:
+                raise ConfigError(
+                    f"models[{i}].targets[{j}].provider: unknown provider {t['provider']!r}"
+                )
+        targets = tuple(TargetConfig(**t) for t in m.pop("targets"))
+        caps = frozenset(m.pop("capabilities"))
+        models[m["name"]] = ModelConfig(**m, targets=targets, capabilities=caps)
+    for i, name in enumerate(doc["auto"]["candidates"]):
+        if name not in models:
+            raise ConfigError(f"auto.candidates[{i}]: unknown model {name!r}")
+    seen: set[str] = set()
+    keys = []
+    for i, k in enumerate(doc["keys"]):
+        if k["key"] in seen:
+            raise ConfigError(f"keys[{i}].key: the same key is declared twice")
+        seen.add(k["key"])
+        for j, name in enumerate(k["models"]):
+            if name != "*" and name not in models and name != "auto":
+                raise ConfigError(f"keys[{i}].models[{j}]: unknown model {name!r}")
+        keys.append(KeyConfig(**{**k, "models": tuple(k["models"])}))
+    routing = doc["routing"]
+    return Config(
+        providers=providers,
+        models=models,
+        auto_candidates=tuple(doc["auto"]["candidates"]),
+        auto_strategy=doc["auto"]["strategy"],
+        keys=tuple(keys),
+        max_body_bytes=doc["limits"]["max_body_bytes"],
+        cooldown_s=routing["cooldown_s"],
+        failures_to_cool=routing["failures_to_cool"],
+        retry_after_cap_s=routing["retry_after_cap_s"],
+        source=source,
+    )
+
+
+def load_config(settings: Settings | None = None, *, announce: bool = False) -> Config:
+    """Read the file named by FACADE_CONFIG, or the built-in demo config when it is unset."""
+    settings = settings or Settings.from_env()
+    path = Path(settings.config_path) if settings.config_path else DEMO_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"FACADE_CONFIG: cannot read {path}: {err.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    config = parse_config(raw, source=str(path))
+    if announce and config.is_demo:
+        warn_demo()
+    return config
+
+
+def warn_demo() -> None:
+    banner = "!" * 78
+    log.warning(
+        "\n%s\n!! FACADE IS SERVING THE BUILT-IN DEMO CONFIG (simulator provider, key sk-demo).\n"
+        "!! Set FACADE_CONFIG to your own file before exposing this server.\n%s",
+        banner,
+        banner,
+    )

@@ -1,0 +1,64 @@
+"""The provider interface: every upstream kind answers a `ChatCall` in OpenAI's shape."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..config import ModelConfig, ProviderConfig
+from ..errors import UnsupportedParameterError
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """One attempt at one target: the validated body and what the router decided."""
+
+    body: dict
+    model: ModelConfig
+    upstream_model: str
+    max_tokens: int | None  # the caller's cap (max_completion_tokens wins), or None
+    request_id: str
+    stream: bool
+
+
+@dataclass(slots=True)
+class EmbeddingCall:
+    body: dict
+    model: ModelConfig
+    upstream_model: str
+    request_id: str
+
+
+class ChunkStream(ABC):
+    """An opened upstream stream: iterate for chat.completion.chunk dicts, always close."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[dict]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Provider(ABC):
+    """A configured upstream. `complete` and `stream` raise FacadeError subclasses only."""
+
+    kind: str = ""
+
+    def __init__(self, config: ProviderConfig):
+        self.config = config
+        self.name = config.name
+
+    @abstractmethod
+    def complete(self, call: ChatCall) -> dict:
+        """A chat.completion dict, `usage` included when the upstream gave it."""
+
+    @abstractmethod
+    def stream(self, call: ChatCall) -> ChunkStream:
+        """Open the stream before returning, so a failure here is an ordinary error."""
+
+    def embed(self, call: EmbeddingCall) -> dict:
+        raise UnsupportedParameterError("input", self.kind, "this provider has no embeddings")
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most kinds hold nothing
+        """Release connections when the worker stops."""

@@ -1,0 +1,207 @@
+"""The chat request body: the OpenAI Chat Completions fields, validated strictly.
+
+Unknown fields are rejected at every level (`Meta.unknown = RAISE`): a typo such as
+`max_token` silently ignored would cost the caller money.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from .fields import (
+    JSONObject,
+    StopField,
+    StrictBoolean,
+    StrictInteger,
+    StrictNumber,
+    StrictString,
+    one_of,
+)
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ContentField(fields.Field):
+    """A message's content: a string, an array of parts, or null."""
+
+    default_error_messages = {
+        "invalid": "Must be a string, an array of content parts, or null.",
+        "part": "Each content part must be an object with a known 'type' ("
+        + ", ".join(PART_TYPES)
+        + ") and its matching field.",
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if not isinstance(value, list) or not value:
+            raise self.make_error("invalid")
+        for part in value:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in PART_TYPES:
+                raise self.make_error("part")
+            if kind == "text" and not isinstance(part.get("text"), str):
+                raise self.make_error("part")
+            if kind == "image_url":
+                image = part.get("image_url")
+                if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+                    raise self.make_error("part")
+        return value
+
+
+class FunctionCallSchema(_Strict):
+    name = StrictString(required=True)
+    arguments = StrictString(required=True)
+
+
+class ToolCallSchema(_Strict):
+    id = StrictString(required=True)
+    type = StrictString(load_default="function", validate=one_of("function"))
+    function = fields.Nested(FunctionCallSchema, required=True)
+
+
+class MessageSchema(_Strict):
+    role = StrictString(required=True, validate=one_of(*ROLES))
+    content = ContentField(allow_none=True, load_default=None)
+    name = StrictString()
+    tool_calls = fields.List(fields.Nested(ToolCallSchema))
+    tool_call_id = StrictString()
+    function_call = fields.Nested(FunctionCallSchema)
+    refusal = StrictString(allow_none=True)
+
+    @validates_schema
+    def _content_rules(self, data: dict, **_: Any) -> None:
+        if data.get("content") is None and not (
+            data.get("tool_calls") or data.get("function_call")
+        ):
+            if data["role"] != "assistant" or "refusal" not in data:
+                raise ValidationError(
+                    "content may be null only on an assistant message with tool_calls",
+                    "content",
+                )
+        if data["role"] == "tool" and "tool_call_id" not in data:
+            raise ValidationError("required on a tool message", "tool_call_id")
+
+
+class StreamOptionsSchema(_Strict):
+    include_usage = StrictBoolean(load_default=False)
+
+
+class FunctionDefSchema(_Strict):
+    name = StrictString(required=True, validate=validate.Length(min=1, max=64))
+    description = StrictString()
+    parameters = JSONObject()
+    strict = StrictBoolean(allow_none=True)
+
+
+class ToolSchema(_Strict):
+    type = StrictString(required=True, validate=one_of("function"))
+    function = fields.Nested(FunctionDefSchema, required=True)
+
+
+class ToolChoiceFunctionSchema(_Strict):
+    name = StrictString(required=True)
+
+
+class ToolChoiceObjectSchema(_Strict):
+    type = StrictString(required=True, validate=one_of("function"))
+    function = fields.Nested(ToolChoiceFunctionSchema, required=True)
+
+
+class ToolChoiceField(fields.Field):
+    """`"none"`, `"auto"`, `"required"`, or `{"type": "function", "function": {"name"}}`."""
+
+    default_error_messages = {
+        "invalid": "Must be 'none', 'auto', 'required' or a function choice object."
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if value in ("none", "auto", "required"):
+            return value
+        if isinstance(value, dict):
+            try:
+                return ToolChoiceObjectSchema().load(value)
+            except ValidationError:
+                pass
+        raise self.make_error("invalid")
+
+
+class JSONSchemaFormatSchema(_Strict):
+    name = StrictString(required=True)
+    description = StrictString()
+    schema = JSONObject()
+    strict = StrictBoolean(allow_none=True)
+
+
+class ResponseFormatSchema(_Strict):
+    type = StrictString(required=True, validate=one_of("text", "json_object", "json_schema"))
+    json_schema = fields.Nested(JSONSchemaFormatSchema)
+
+    @validates_schema
+    def _schema_given(self, data: dict, **_: Any) -> None:
+        if data["type"] == "json_schema" and "json_schema" not in data:
+            raise ValidationError("required when type is json_schema", "json_schema")
+
+
+def _penalty() -> StrictNumber:
+    return StrictNumber(allow_none=True, validate=validate.Range(-2, 2))
+
+
+class ChatRequestSchema(_Strict):
+    """An OpenAI Chat Completions request."""
+
+    model = StrictString(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "A configured model name; absent or 'auto' lets Facade pick."},
+    )
+    messages = fields.List(
+        fields.Nested(MessageSchema), required=True, validate=validate.Length(min=1)
+    )
+    stream = StrictBoolean(load_default=False)
+    stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
+    max_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    max_completion_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    temperature = StrictNumber(allow_none=True, validate=validate.Range(0, 2))
+    top_p = StrictNumber(allow_none=True, validate=validate.Range(0, 1))
+    top_k = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    frequency_penalty = _penalty()
+    presence_penalty = _penalty()
+    stop = StopField(allow_none=True)
+    n = StrictInteger(allow_none=True, validate=validate.Range(1, 128))
+    seed = StrictInteger(allow_none=True)
+    user = StrictString(validate=validate.Length(max=256))
+    tools = fields.List(fields.Nested(ToolSchema), validate=validate.Length(max=128))
+    tool_choice = ToolChoiceField()
+    response_format = fields.Nested(ResponseFormatSchema)
+    logprobs = StrictBoolean(allow_none=True)
+    top_logprobs = StrictInteger(allow_none=True, validate=validate.Range(0, 20))
+    logit_bias = fields.Dict(
+        keys=StrictString(),
+        values=StrictNumber(validate=validate.Range(-100, 100)),
+        allow_none=True,
+    )
+    parallel_tool_calls = StrictBoolean()
+
+    @validates_schema
+    def _cross_fields(self, data: dict, **_: Any) -> None:
+        if data.get("stream_options") and not data.get("stream"):
+            raise ValidationError("only allowed when stream is true", "stream_options")
+        if data.get("top_logprobs") is not None and not data.get("logprobs"):
+            raise ValidationError("requires logprobs to be true", "top_logprobs")
+        if "tool_choice" in data and not data.get("tools") and data["tool_choice"] != "none":
+            raise ValidationError("requires tools", "tool_choice")
+
+
+def output_cap(body: dict) -> int | None:
+    """The caller's output cap; `max_completion_tokens` wins when both are given."""
+    cap = body.get("max_completion_tokens")
+    return cap if cap is not None else body.get("max_tokens")
