@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # Facade image: gunicorn + gevent serving wsgi:app on port 8000, as a non-root user.
-#   docker build -t facade:0.1.0 .
-#   docker run --rm -p 8000:8000 facade:0.1.0          # demo config, SQLite in the container
+#   docker build -t facade:1.0.0 .
+#   docker run --rm -p 8000:8000 facade:1.0.0          # demo config, SQLite in the container
 # Kubernetes manifests: deploy/kubernetes (see deploy/README.md).
 #
 # For reproducible builds pin the base by digest, e.g. python:3.11-slim@sha256:<digest>, in

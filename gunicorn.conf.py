@@ -29,6 +29,9 @@ accesslog = None  # the app writes its own JSON access line
 errorlog = "-"
 loglevel = os.environ.get("FACADE_LOG_LEVEL", "info").lower()
 proc_name = "facade"
+# gunicorn's runtime control socket writes under $HOME; the image runs with a read-only root
+# filesystem and nothing here uses it.
+control_socket_disable = True
 # Let a client's or proxy's X-Forwarded-* through only from where the operator says.
 forwarded_allow_ips = os.environ.get("FACADE_FORWARDED_ALLOW_IPS", "127.0.0.1")
 

@@ -64,6 +64,9 @@ class Fake:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(5)
+        self.proc.stdout.close()
+        self.http.close()
 
 
 def base_config(fake_url: str) -> dict:

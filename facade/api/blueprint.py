@@ -15,12 +15,29 @@ from webargs.flaskparser import FlaskParser
 
 from .. import jsonutil
 from ..envelope import ok
-from ..errors import InvalidRequestError, UnsupportedMediaTypeError
+from ..errors import InvalidRequestError, RequestTooLargeError, UnsupportedMediaTypeError
 from ..validation import flatten_errors
 
 
 def is_json_mimetype(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def read_body(req: Any) -> bytes:
+    """The body, at most `max_content_length` bytes, with or without Content-Length.
+
+    werkzeug rejects a declared length over the limit, but a chunked body is only cut at the
+    limit, never refused; reading one byte past it tells the two apart.
+    """
+    limit = req.max_content_length
+    if req.content_length is not None or limit is None:
+        return req.get_data(cache=True)
+    raw = req.environ["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        raise RequestTooLargeError(
+            f"the request body is larger than this gateway accepts ({limit} bytes)"
+        )
+    return raw
 
 
 class BodyParser(FlaskParser):
@@ -31,7 +48,7 @@ class BodyParser(FlaskParser):
             raise UnsupportedMediaTypeError(
                 "the body must be JSON, sent with Content-Type: application/json"
             )
-        raw = req.get_data(cache=True)  # werkzeug enforces MAX_CONTENT_LENGTH, chunked too
+        raw = read_body(req)
         try:
             body = jsonutil.loads(raw)
         except jsonutil.JSONDecodeError as err:
@@ -83,3 +100,31 @@ class EnvelopeBlueprint(Blueprint):
         if schema is None:
             return None
         return envelope_schema(schema, "Envelope" + type(schema).__name__.removesuffix("Schema"))
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad JSON, a field out of range or of the wrong type, an unknown field; "
+    "`message` and `param` name the field.",
+    401: "Key missing, unknown, revoked or expired.",
+    403: "The key may not use that model.",
+    404: "No such model (or resource).",
+    413: "Body over the configured limit, with Content-Length or chunked.",
+    415: "Body is not JSON.",
+    429: "`rate_limit_exceeded` (rpm/tpm; Retry-After set) or `budget_exceeded`.",
+    502: "The upstream failed or answered nonsense.",
+    503: "Every target of the model is cooling down, or the server is draining.",
+    504: "The upstream did not answer in time.",
+}
+
+
+def error_responses(*codes: int) -> dict:
+    """`@blp.doc(responses=...)` entries for the error envelope under each status."""
+    from ..schemas.responses import ErrorEnvelopeSchema
+
+    return {
+        str(code): {
+            "description": ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"schema": ErrorEnvelopeSchema}},
+        }
+        for code in codes
+    }

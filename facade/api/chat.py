@@ -8,8 +8,9 @@ from ..chat import Outcome
 from ..envelope import EnvelopeStream, ok_bytes
 from ..schemas.chat import ChatRequestSchema
 from ..schemas.responses import ChatCompletionChunkSchema, ChatCompletionSchema
+from ..streaming.hangup import HangupWatch
 from ..streaming.relay import SSE_HEADERS, relay
-from .blueprint import EnvelopeBlueprint, envelope_schema
+from .blueprint import EnvelopeBlueprint, error_responses
 from .context import authenticate, caller, gateway, request_id
 
 blp = EnvelopeBlueprint(
@@ -17,16 +18,13 @@ blp = EnvelopeBlueprint(
 )
 blp.before_request(authenticate)  # 401 before anything is parsed
 
-SSE_DOC = {
-    "description": "With `stream: true`: server-sent events, each `data: <envelope>` whose "
-    "data is a chat.completion.chunk, ending with `data: [DONE]`. An error after the first "
-    "event arrives as one error envelope event, then `data: [DONE]`.",
-    "content": {
-        "text/event-stream": {
-            "schema": envelope_schema(ChatCompletionChunkSchema(), "EnvelopeChatCompletionChunk")
-        }
-    },
-}
+OK_DESCRIPTION = (
+    "A chat.completion with `metrics` in the envelope (application/json); with "
+    "`stream: true`, server-sent events, each `data: <envelope>` whose data is a "
+    "chat.completion.chunk, ending with `data: [DONE]`. An error after the first event "
+    "arrives as one error envelope event, then `data: [DONE]`."
+)
+CHAT_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 429, 502, 503, 504)
 
 
 def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
@@ -36,9 +34,14 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
     outcome = Outcome()
     g.outcome = outcome
     if body.get("stream"):
-        opened = gw.chat.open_stream(body, caller(), rid, outcome)
+        watch = HangupWatch(request.environ)
+        try:
+            opened = gw.chat.open_stream(body, caller(), rid, outcome)
+        except BaseException:
+            watch.stop()
+            raise
         return Response(
-            relay(opened, stream_presenter, rid, request.environ),
+            relay(opened, stream_presenter, rid, watch),
             status=200,
             content_type="text/event-stream",
             headers=SSE_HEADERS,
@@ -47,9 +50,16 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
 
 
 @blp.route("/chat/completions", methods=["POST"])
-@blp.arguments(ChatRequestSchema)
-@blp.response(200, ChatCompletionSchema, description="A chat.completion with `metrics`.")
-@blp.doc(responses={"200": SSE_DOC})
+@blp.arguments(ChatRequestSchema, error_status_code=400)
+@blp.response(200, ChatCompletionSchema, description=OK_DESCRIPTION)
+@blp.alt_response(
+    200,
+    schema=ChatCompletionChunkSchema,
+    content_type="text/event-stream",
+    description=OK_DESCRIPTION,
+    success=True,
+)
+@blp.doc(responses=CHAT_ERRORS)
 def create_chat_completion(body: dict) -> Response:
     """Create a chat completion (set `stream` for server-sent events)."""
     result = run_chat(body, EnvelopeStream)

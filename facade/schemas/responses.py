@@ -88,11 +88,7 @@ class ErrorDataSchema(Schema):
 class ErrorEnvelopeSchema(Schema):
     success = fields.Boolean(metadata={"example": False})
     code = fields.String(metadata={"example": "400"})
-    message = fields.String(
-        metadata={
-            "example": "temperature: Must be between 0 and 2."
-        }
-    )
+    message = fields.String(metadata={"example": "temperature: Must be between 0 and 2."})
     data = fields.Nested(ErrorDataSchema)
 
 

@@ -3,28 +3,33 @@
 Without this, a hang-up is only seen at the next write, which during a long wait for a
 first token can be minutes of a paid upstream call nobody will read. Under gevent a
 greenlet waits for the client socket to turn readable; a peek that returns nothing means
-the peer closed, and the callback closes the upstream call.
+the peer closed, and `ClientClosedError` is thrown into the request's greenlet wherever it
+is blocked (an upstream read, a retry wait), which closes the upstream connection.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+
+from ..errors import ClientClosedError
 
 
 class HangupWatch:
     __slots__ = ("_greenlet", "gone")
 
-    def __init__(self) -> None:
+    def __init__(self, environ: dict) -> None:
         self.gone = False
         self._greenlet = None
-
-    def start(self, environ: dict, on_hangup: Callable[[], None]) -> None:
         sock = environ.get("gunicorn.socket")
-        if sock is None or not _gevent_patched():
-            return  # the Flask test client, or a server we cannot watch: writes notice it
+        if sock is not None and _gevent_patched():
+            self._start(sock)
+        # Else: the Flask test client or another server; a write to a gone client still fails.
+
+    def _start(self, sock: socket.socket) -> None:
         import gevent
         from gevent.socket import wait_read
+
+        request_greenlet = gevent.getcurrent()
 
         def watch() -> None:
             try:
@@ -34,11 +39,12 @@ class HangupWatch:
             except OSError:
                 pass
             self.gone = True
-            on_hangup()
+            gevent.kill(request_greenlet, ClientClosedError("client closed"))
 
         self._greenlet = gevent.spawn(watch)
 
     def stop(self) -> None:
+        """Stop watching; call before work that must not be interrupted (settling usage)."""
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
             self._greenlet = None

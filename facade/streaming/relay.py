@@ -42,15 +42,13 @@ def _has_content(chunk: dict) -> bool:
 
 
 def relay(
-    opened: OpenedStream, present: Presenter, request_id: str, environ: dict
+    opened: OpenedStream, present: Presenter, request_id: str, watch: HangupWatch
 ) -> Iterator[bytes]:
     model = opened.call.model.name
     meter = opened.meter
     usage_chunk: dict | None = None
     error: FacadeError | None = None
     finished = False
-    watch = HangupWatch()
-    watch.start(environ, opened.rest.close)
     try:
         try:
             chunks = iter(opened.rest)
@@ -76,6 +74,7 @@ def relay(
         except Exception:  # a bug in translation: the stream must still end properly
             log.exception("stream relay failed", extra={"request_id": request_id})
             error = InternalError("the gateway failed while relaying the stream")
+        watch.stop()
         usage = usage_chunk.get("usage") if usage_chunk else None
         finished = True
         metrics = opened.finish(usage, error)

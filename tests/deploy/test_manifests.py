@@ -197,31 +197,40 @@ def test_secret_detector_bites():
 # Schemas and the shape of the kustomizations
 
 
+def schema_problem(doc: dict, version: str) -> str | None:
+    """Why `doc` is not valid for Kubernetes `version` (strict: unknown fields fail), or None."""
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        where = ".".join(str(p) for p in err.path) or "(top)"
+        return f"{where}: {err.message} (Kubernetes {version} schema)"
+    except kubernetes_validate.SchemaNotFoundError as err:
+        return err.message
+    return None
+
+
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_kustomization_validates_against_kubernetes_schemas(name, version):
     docs = rendered(name)
     assert docs, f"kubectl kustomize {name} produced nothing"
-    for doc in docs:
-        label = f"{name}: {doc['kind']}/{doc['metadata']['name']} (Kubernetes {version})"
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as err:
-            path = ".".join(str(p) for p in err.path)
-            pytest.fail(f"{label}: {path}: {err.message}", pytrace=False)
-        except kubernetes_validate.SchemaNotFoundError as err:
-            pytest.fail(f"{label}: {err.message}", pytrace=False)
+    problems = [
+        f"{name}: {doc['kind']}/{doc['metadata']['name']}: {problem}"
+        for doc in docs
+        if (problem := schema_problem(doc, version))
+    ]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(K8S)))
 def test_examples_validate_against_kubernetes_schemas(path, version):
-    for doc in load_yaml_file(path):
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as err:
-            where = ".".join(str(p) for p in err.path)
-            pytest.fail(f"{path.name} ({version}): {where}: {err.message}", pytrace=False)
+    problems = [
+        f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {problem}"
+        for doc in load_yaml_file(path)
+        if (problem := schema_problem(doc, version))
+    ]
+    assert not problems, "\n".join(problems)
 
 
 def test_there_are_examples_for_secrets_and_ingress():

@@ -113,6 +113,7 @@ class FakeUpstream:
         except ValueError:
             body = None
         record = {
+            "_socket": environ.get("fake.socket"),
             "method": method,
             "path": path,
             "query": parse_qs(environ.get("QUERY_STRING", "")),
@@ -120,7 +121,7 @@ class FakeUpstream:
             "body": body,
             "t": time.time(),
         }
-        self.requests.append(record)
+        self.requests.append({k: v for k, v in record.items() if k != "_socket"})
         from . import protocols
 
         handler = protocols.route(method, path)
@@ -159,13 +160,14 @@ class FakeUpstream:
         import gevent
 
         rid = record["headers"].get("x-request-id")
+        sock = record.pop("_socket", None)
         completed = False
         try:
             if plan.f("ttft"):
-                gevent.sleep(plan.f("ttft"))
+                _wait_or_hangup(sock, plan.f("ttft"))
             for i, event in enumerate(events):
                 if i and plan.f("drip"):
-                    gevent.sleep(plan.f("drip"))
+                    _wait_or_hangup(sock, plan.f("drip"))
                 if plan.has("crlf"):
                     event = event.replace(b"\n", b"\r\n")
                 if plan.has("split"):
@@ -175,9 +177,37 @@ class FakeUpstream:
                 else:
                     yield event
             completed = True
+        except ClientGone:
+            pass
         finally:
             if not completed:
                 self.events.append({"type": "closed", "request_id": rid, "t": time.time()})
+
+
+class ClientGone(Exception):
+    pass
+
+
+def _wait_or_hangup(sock, seconds: float) -> None:
+    """Sleep, but notice at once when the client (the facade) closes the connection."""
+    import gevent
+    from gevent import select
+
+    if sock is None:
+        gevent.sleep(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([sock], [], [], left)
+        if readable:
+            import socket
+
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    raise ClientGone()
+            except OSError:
+                raise ClientGone() from None
+            gevent.sleep(min(left, 0.01))  # data pending (a pipelined request): just wait
 
 
 def awkward_pieces(data: bytes) -> list[bytes]:
@@ -198,12 +228,20 @@ def main(argv: list[str] | None = None) -> None:
     from gevent import monkey
 
     monkey.patch_all()
-    from gevent.pywsgi import WSGIServer
+    from gevent.pywsgi import WSGIHandler, WSGIServer
+
+    class Handler(WSGIHandler):
+        def get_environ(self):
+            env = super().get_environ()
+            env["fake.socket"] = self.socket
+            return env
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    server = WSGIServer(("127.0.0.1", args.port), FakeUpstream(), log=None, error_log=None)
+    server = WSGIServer(
+        ("127.0.0.1", args.port), FakeUpstream(), log=None, error_log=None, handler_class=Handler
+    )
     server.init_socket()
     print(f"PORT {server.address[1]}", flush=True)
     try:

@@ -1,0 +1,121 @@
+"""The chat body schema: every DESIGN.md field, strict types, and errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+from marshmallow import ValidationError
+
+from facade.schemas.chat import ChatRequestSchema, output_cap
+from facade.validation import flatten_errors
+
+SCHEMA = ChatRequestSchema()
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def load(**fields):
+    return SCHEMA.load({"messages": MSG, **fields})
+
+
+def param_of(**fields) -> str:
+    with pytest.raises(ValidationError) as info:
+        load(**fields)
+    return flatten_errors(info.value.messages)[0][0]
+
+
+def test_minimal_body_gets_defaults():
+    body = load()
+    assert body["model"] is None and body["stream"] is False
+
+
+def test_full_body_is_accepted():
+    body = load(
+        model="gpt-test",
+        stream=True,
+        stream_options={"include_usage": True},
+        max_tokens=10,
+        max_completion_tokens=20,
+        temperature=0.5,
+        top_p=1,
+        top_k=40,
+        frequency_penalty=-2,
+        presence_penalty=2,
+        stop=["a", "b", "c", "d"],
+        n=1,
+        seed=42,
+        user="u-1",
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        tool_choice={"type": "function", "function": {"name": "f"}},
+        response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": {}}},
+        logprobs=True,
+        top_logprobs=3,
+        logit_bias={"50256": -100},
+        parallel_tool_calls=False,
+    )
+    assert output_cap(body) == 20
+    assert output_cap(load(max_tokens=7)) == 7
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"temperature": 2.5}, "temperature"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"temperature": True}, "temperature"),
+        ({"top_p": 1.1}, "top_p"),
+        ({"top_k": 0}, "top_k"),
+        ({"frequency_penalty": -2.1}, "frequency_penalty"),
+        ({"presence_penalty": 3}, "presence_penalty"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": "5"}, "max_tokens"),
+        ({"max_tokens": 1.5}, "max_tokens"),
+        ({"stream": "yes"}, "stream"),
+        ({"stream": 1}, "stream"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"stop": 5}, "stop"),
+        ({"n": 0}, "n"),
+        ({"model": 5}, "model"),
+        ({"max_token": 5}, "max_token"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
+        ({"stream": True, "stream_options": {"include": True}}, "stream_options.include"),
+        ({"logit_bias": {"1": 101}}, "logit_bias.1.value"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tools": [{"type": "function", "function": {}}]}, "tools[0].function.name"),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+        ({"messages": []}, "messages"),
+        ({"messages": "hi"}, "messages"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": [{"type": "x"}]}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": "x", "extra": 1}]}, "messages[0].extra"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
+    ],
+)
+def test_bad_fields_are_named(fields, param):
+    assert param_of(**fields) == param
+
+
+def test_content_forms():
+    parts = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]
+    assert load(messages=[{"role": "user", "content": parts}])["messages"][0]["content"] == parts
+    tool_msg = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
+    result = {"role": "tool", "tool_call_id": "c1", "content": "42"}
+    body = load(messages=[*MSG, tool_msg, result])
+    assert body["messages"][1]["content"] is None
+
+
+def test_odd_unicode_is_kept():
+    text = "e\u0301 \u202e reversed \u2028 \U0001f600 \x00 nul"
+    assert load(messages=[{"role": "user", "content": text}])["messages"][0]["content"] == text
