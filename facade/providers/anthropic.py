@@ -1,0 +1,205 @@
+"""Anthropic Messages API: pure translation between OpenAI chat and Claude's wire format.
+
+Decisions, and why:
+- Claude has one system prompt: system and developer messages are lifted into `system`, in
+  order. Consecutive messages of one role are merged, and a run of `tool` messages becomes
+  one user turn of `tool_result` blocks (first in the turn, as Claude requires).
+- `max_tokens` is mandatory for Claude: the caller's cap, else the model's configured
+  `max_output_tokens` (what budgets reserve too).
+- Legacy `function_call` / `function` messages become tool_use / tool_result pairs with
+  synthetic ids: Claude pairs results with calls by id, not by name.
+- Refused (UnsupportedParameterError), since dropping them would silently change the answer:
+  `temperature` > 1 (Claude's range is 0..1, rescaling would change its meaning), `n` > 1,
+  `logprobs` (so `top_logprobs` too), a non-empty `logit_bias`, non-zero frequency or
+  presence penalties, `seed`, `response_format` json_object / json_schema (Claude's
+  structured output is a beta behind a header; prompting for JSON is no guarantee), audio
+  parts, files other than PDF data: URLs, and image URLs neither data: nor http(s).
+- Taken as hints and not sent: a message's `name`, an image's `detail`, a tool's `strict`.
+  Claude has no counterpart, and refusing them would break common SDK defaults (the OpenAI
+  Agents SDK marks every tool strict) for no change in the output.
+- Prompt-cache tokens (creation and reads) count as prompt tokens: the caller pays for them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+from .. import jsonutil
+from ..config import ProviderConfig
+from ..errors import UpstreamError
+from ..streaming.sse import SSEEvent
+from .anthropic_request import build_payload  # noqa: F401 - re-exported: the request half
+from .base import ChatCall
+
+KIND = "anthropic"
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_CACHE_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens")
+_USAGE_KEYS = ("input_tokens", "output_tokens", *_CACHE_KEYS)
+
+
+def auth_headers(config: ProviderConfig) -> dict[str, str]:
+    headers = {"anthropic-version": config.anthropic_version}
+    if config.api_key:
+        headers["x-api-key"] = config.api_key
+    return headers
+
+
+def chat_url(config: ProviderConfig, upstream_model: str, stream: bool) -> str:
+    base = config.base_url.rstrip("/")
+    if base.endswith("/v1"):
+        base = base[:-3]
+    return f"{base}/v1/messages"
+
+
+# -- request ------------------------------------------------------------------------------
+
+
+def parse_response(data: dict, call: ChatCall) -> dict:
+    content = data.get("content")
+    if not isinstance(content, list):
+        raise UpstreamError("the anthropic answer has no content")
+    texts: list[str] = []
+    tool_calls: list[dict] = []
+    for block in content:
+        if not isinstance(block, dict):
+            raise UpstreamError("the anthropic answer has a malformed content block")
+        if block.get("type") == "text":
+            texts.append(block.get("text") or "")
+        elif block.get("type") == "tool_use":
+            arguments = jsonutil.dumps(block.get("input") or {}).decode()
+            function = {"name": block.get("name"), "arguments": arguments}
+            tool_calls.append({"id": block.get("id"), "type": "function", "function": function})
+        # thinking and redacted_thinking blocks have no place in a chat.completion
+    text = "".join(texts)
+    message: dict = {"role": "assistant", "content": text if text or not tool_calls else None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    answer = {
+        "id": data.get("id") or f"chatcmpl-{call.request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": data.get("model") or call.upstream_model,
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": _finish(data.get("stop_reason"))}
+        ],
+    }
+    if isinstance(data.get("usage"), dict):
+        answer["usage"] = _usage(data["usage"])
+    return answer
+
+
+def _finish(stop_reason: str | None) -> str:
+    return _FINISH.get(stop_reason or "", "stop")
+
+
+def _usage(usage: dict) -> dict:
+    prompt = sum(int(usage.get(key) or 0) for key in ("input_tokens", *_CACHE_KEYS))
+    completion = int(usage.get("output_tokens") or 0)
+    out = {"prompt_tokens": prompt, "completion_tokens": completion}
+    out["total_tokens"] = prompt + completion
+    cached = int(usage.get("cache_read_input_tokens") or 0)
+    if cached:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    return out
+
+
+def translate_stream(events: Iterable[SSEEvent], call: ChatCall) -> Iterator[dict]:
+    """Claude's typed events -> OpenAI chunks; `message_stop` is the only proper end."""
+    base = {
+        "id": f"chatcmpl-{call.request_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": call.upstream_model,
+    }
+    usage: dict = {}
+    tools: dict[int, int] = {}  # Claude content block index -> OpenAI tool call index
+    finished = False
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    for event in events:
+        try:
+            data = jsonutil.loads(event.data)
+        except jsonutil.JSONDecodeError:
+            raise UpstreamError("the upstream sent a stream event that is not JSON") from None
+        if not isinstance(data, dict):
+            raise UpstreamError("the upstream sent a stream event of an unexpected shape")
+        kind = data.get("type") or event.event
+        if kind == "message_start":
+            message = _dict(data.get("message"))
+            base["id"] = message.get("id") or base["id"]
+            base["model"] = message.get("model") or base["model"]
+            _merge_usage(usage, message.get("usage"))
+            yield chunk({"role": "assistant", "content": ""})
+        elif kind == "content_block_start":
+            block = _dict(data.get("content_block"))
+            if block.get("type") == "tool_use":
+                index = tools[data.get("index")] = len(tools)
+                function = {"name": block.get("name"), "arguments": ""}
+                call_delta = {"index": index, "id": block.get("id"), "type": "function"}
+                yield chunk({"tool_calls": [{**call_delta, "function": function}]})
+            elif block.get("type") == "text" and block.get("text"):
+                yield chunk({"content": block["text"]})
+        elif kind == "content_block_delta":
+            delta = _dict(data.get("delta"))
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                yield chunk({"content": delta["text"]})
+            elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                index = tools.get(data.get("index"))
+                if index is None:
+                    raise UpstreamError("the upstream sent tool input for no tool call")
+                arguments = {"arguments": delta["partial_json"]}
+                yield chunk({"tool_calls": [{"index": index, "function": arguments}]})
+        elif kind == "message_delta":
+            _merge_usage(usage, data.get("usage"))
+            stop_reason = _dict(data.get("delta")).get("stop_reason")
+            if stop_reason:
+                finished = True
+                yield chunk({}, _finish(stop_reason))
+        elif kind == "message_stop":
+            if not finished:
+                yield chunk({}, "stop")
+            yield {**base, "choices": [], "usage": _usage(usage)}
+            return
+        elif kind == "error":
+            raise UpstreamError(_message_of(data) or "the upstream reported an error mid-stream")
+        # ping, content_block_stop and event types added later carry nothing for us
+    raise UpstreamError("the upstream stream ended before it was complete")
+
+
+def _dict(value) -> dict:
+    """A vendor field that should be an object; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _merge_usage(usage: dict, update) -> None:
+    """Claude's counts are cumulative: the latest value of each counter wins."""
+    if isinstance(update, dict):
+        for key in _USAGE_KEYS:
+            if update.get(key) is not None:
+                usage[key] = update[key]
+
+
+def error_message(status: int, body: bytes) -> str | None:
+    """`{"type": "error", "error": {"type", "message"}}` -> the message."""
+    try:
+        return _message_of(jsonutil.loads(body))
+    except jsonutil.JSONDecodeError:
+        return None
+
+
+def _message_of(data) -> str | None:
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"][:1000]
+    return None
