@@ -7,7 +7,9 @@ the master restart crashing workers forever.
 """
 
 import os
+import shutil
 import sys
+import tempfile
 
 bind = os.environ.get("FACADE_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("FACADE_WORKERS", "1") or 1)
@@ -36,9 +38,22 @@ control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FACADE_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+# Prometheus multiprocess mode: each worker writes its samples under this directory and
+# /metrics sums them. Set here, in the master, so every worker inherits it.
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"facade-metrics-{os.getpid()}")
+)
+
+
 def on_starting(server):
     """Validate the config once in the master; exit non-zero naming the bad key."""
     from facade.config import ConfigError, load_config
+
+    # Samples left by an earlier run (a restarted container keeps its emptyDir) would be
+    # summed into this one's.
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
 
     try:
         load_config(announce=True)
@@ -53,3 +68,15 @@ def worker_exit(server, worker):
     close = getattr(getattr(worker, "wsgi", None), "facade_close", None)
     if close is not None:
         close()
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (requests in flight) from the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, g
+from flask import Flask
 from flask.json.provider import JSONProvider
 from flask_smorest import Api
 
@@ -68,21 +68,22 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    gateway = Gateway(config, settings)
+    from .store import Store
+
+    store = Store(settings.database_url, pool_size=settings.db_pool_size)
+    gateway = Gateway(config, settings, store=store)
     app.extensions["facade"] = gateway
     api = FacadeApi(app)
-    from .api import catalog, chat, health
+    from .api import admin, catalog, chat, embeddings, health, openai_compat
 
-    for blp in (chat.blp, catalog.blp, health.blp):
+    for blp in (chat.blp, embeddings.blp, catalog.blp, openai_compat.blp, health.blp, admin.blp):
         api.register_blueprint(blp)
+    from .cli import keys_cli
 
-    from .api.context import request_id
+    app.cli.add_command(keys_cli)
 
-    @app.after_request
-    def _request_id_header(resp):  # noqa: ANN001, ANN202
-        resp.headers["X-Request-ID"] = request_id()
-        return resp
+    from .api.lifecycle import register_lifecycle
 
+    register_lifecycle(app)
     app.facade_close = gateway.close
-    g  # noqa: B018 - imported for hooks registered by blueprints
     return app

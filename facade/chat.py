@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from . import observe
 from .accounting import Admission
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError, UpstreamError
 from .keys import ApiKey
 from .metering import Meter, usage_tokens
-from .providers import ChatCall, ChunkStream
+from .outcome import Outcome
+from .providers import ChatCall, ChunkStream, EmbeddingCall
 from .schemas.chat import output_cap
-from .tokens import estimate_messages
+from .tokens import estimate_inputs, estimate_messages
 
 log = logging.getLogger("facade.chat")
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What the access log, the usage record and the metrics need to know of one request."""
-
-    model: str | None = None
-    provider: str | None = None
-    upstream_model: str | None = None
-    attempts: int = 0
-    status: int = 200
-    metrics: dict | None = None
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -73,95 +62,119 @@ class ChatPipeline:
         if wait:
             time.sleep(min(wait, self.gw.config.retry_after_cap_s))
 
-    def complete(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
-        plan = self._plan(body, key)
+    def _with_fallback(self, plan, request_id: str, outcome: Outcome, attempt):  # noqa: ANN001
+        """Try each (model, target) in order until one answers; retry only retryable errors.
+
+        `attempt(model, target, n)` returns the result or raises UpstreamError. Nothing has
+        reached the client while this runs, so every failure here may still fall back.
+        """
+        last: UpstreamError | None = None
+        for n, (model, target) in enumerate(plan, 1):
+            outcome.attempts = n
+            try:
+                return attempt(model, target, n)
+            except UpstreamError as err:
+                self._failed(model, target, err, n, request_id)
+                if not err.retryable:
+                    raise
+                last = err
+                if n < len(plan):
+                    self._fallback_wait(err)
+        raise last
+
+    def _admitted(self, key: ApiKey, plan, body: dict, request_id: str, run):  # noqa: ANN001
+        """Run with a budget/limit admission, released if no upstream answer comes of it."""
         admission = self.gw.accounting.admit(key, plan, body, request_id)
         try:
-            data = self._complete(plan, body, request_id, outcome, admission)
+            return run(admission)
         except BaseException:
             admission.release()
             raise
-        return data
 
-    def _complete(self, plan, body, request_id, outcome: Outcome, admission: Admission) -> dict:
+    def complete(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
+        plan = self._plan(body, key)
         cap = output_cap(body)
-        last: UpstreamError | None = None
-        for attempts, (model, target) in enumerate(plan, 1):
-            outcome.attempts = attempts
-            call = ChatCall(body, model, target.model, cap, request_id, False)
-            meter = Meter()
-            provider = self.gw.providers[target.provider]
-            try:
-                data = provider.complete(call)
-            except UpstreamError as err:
-                self._failed(model, target, err, attempts, request_id)
-                if not err.retryable:
-                    raise
-                self._fallback_wait(err)
-                last = err
-                continue
-            meter.finish()
-            self.gw.router.succeeded(model, target, meter.end - meter.start)
-            tokens = usage_tokens(data.get("usage"))
-            if tokens is None:
-                tokens = (estimate_messages(body["messages"]), _estimate_output(data))
-            metrics = meter.metrics(model, provider.name, call.upstream_model, *tokens, attempts)
-            data["model"] = model.name
-            data["metrics"] = metrics
-            self._record(outcome, model, target, provider.name, metrics)
-            admission.settle(model, metrics, request_id)
-            return data
-        raise last
+
+        def run(admission: Admission) -> dict:
+            def attempt(model: ModelConfig, target: TargetConfig, n: int) -> dict:
+                meter = Meter()
+                provider = self.gw.providers[target.provider]
+                data = provider.complete(
+                    ChatCall(body, model, target.model, cap, request_id, False)
+                )
+                meter.finish()
+                self.gw.router.succeeded(model, target, meter.end - meter.start)
+                tokens = usage_tokens(data.get("usage"))
+                if tokens is None:
+                    tokens = (estimate_messages(body["messages"]), _estimate_output(data))
+                metrics = meter.metrics(model, provider.name, target.model, *tokens, n)
+                data["model"] = model.name
+                data["metrics"] = metrics
+                self._record(outcome, model, target, provider.name, metrics)
+                admission.settle(model, metrics, request_id)
+                return data
+
+            return self._with_fallback(plan, request_id, outcome, attempt)
+
+        return self._admitted(key, plan, body, request_id, run)
 
     def open_stream(
         self, body: dict, key: ApiKey, request_id: str, outcome: Outcome
     ) -> OpenedStream:
         plan = self._plan(body, key)
-        admission = self.gw.accounting.admit(key, plan, body, request_id)
-        try:
-            return self._open_stream(plan, body, request_id, outcome, admission)
-        except BaseException:
-            admission.release()
-            raise
-
-    def _open_stream(self, plan, body, request_id, outcome, admission) -> OpenedStream:
         cap = output_cap(body)
-        last: UpstreamError | None = None
-        for attempts, (model, target) in enumerate(plan, 1):
-            outcome.attempts = attempts
-            call = ChatCall(body, model, target.model, cap, request_id, True)
-            meter = Meter()
-            provider = self.gw.providers[target.provider]
-            stream = None
-            try:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def run(admission: Admission) -> OpenedStream:
+            def attempt(model: ModelConfig, target: TargetConfig, n: int) -> OpenedStream:
+                meter = Meter()
+                provider = self.gw.providers[target.provider]
+                call = ChatCall(body, model, target.model, cap, request_id, True)
                 stream = provider.stream(call)
-                first = next(iter(stream))
-            except StopIteration:
-                stream.close()
-                err = UpstreamError(f"upstream {provider.name} sent an empty stream")
-            except UpstreamError as exc:
-                if stream is not None:
+                try:
+                    first = next(iter(stream), None)
+                except BaseException:
                     stream.close()
-                err = exc
-            else:
-                return OpenedStream(
-                    first=first,
-                    rest=stream,
-                    call=call,
-                    provider=provider.name,
-                    meter=meter,
-                    attempts=attempts,
-                    include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
-                    finish=self._stream_finisher(
-                        model, target, provider.name, call, meter, attempts, outcome, admission
-                    ),
+                    raise
+                if first is None:
+                    stream.close()
+                    raise UpstreamError(f"upstream {provider.name} sent an empty stream")
+                finish = self._stream_finisher(
+                    model, target, provider.name, call, meter, n, outcome, admission
                 )
-            self._failed(model, target, err, attempts, request_id)
-            if not err.retryable:
-                raise err
-            self._fallback_wait(err)
-            last = err
-        raise last
+                return OpenedStream(
+                    first, stream, call, provider.name, meter, n, include_usage, finish
+                )
+
+            return self._with_fallback(plan, request_id, outcome, attempt)
+
+        return self._admitted(key, plan, body, request_id, run)
+
+    def embed(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
+        model = self.gw.router.embedding_model(body["model"], key)
+        plan = [(model, target) for target in self.gw.router.plan(model)]
+
+        def run(admission: Admission) -> dict:
+            def attempt(model: ModelConfig, target: TargetConfig, n: int) -> dict:
+                meter = Meter()
+                provider = self.gw.providers[target.provider]
+                data = provider.embed(EmbeddingCall(body, model, target.model, request_id))
+                meter.finish()
+                self.gw.router.succeeded(model, target, meter.end - meter.start)
+                usage = data.get("usage") or {}
+                tokens = usage.get("prompt_tokens")
+                if not isinstance(tokens, int):
+                    tokens = estimate_inputs(body["input"])
+                metrics = meter.metrics(model, provider.name, target.model, tokens, 0, n)
+                data["model"] = model.name
+                data["metrics"] = metrics
+                self._record(outcome, model, target, provider.name, metrics)
+                admission.settle(model, metrics, request_id)
+                return data
+
+            return self._with_fallback(plan, request_id, outcome, attempt)
+
+        return self._admitted(key, plan, body, request_id, run)
 
     def _stream_finisher(self, model, target, provider, call, meter, attempts, outcome, admission):
         def finish(usage: dict | None, error: FacadeError | None) -> dict:
@@ -182,6 +195,7 @@ class ChatPipeline:
         self, model: ModelConfig, target: TargetConfig, err: UpstreamError, attempt: int, rid: str
     ) -> None:
         self.gw.router.failed(target, err)
+        observe.upstream_failed(target.provider, err.type)
         log.warning(
             "attempt %d for %s via %s/%s failed: %s (%s)",
             attempt,
@@ -209,8 +223,3 @@ def _estimate_output(data: dict) -> int:
         if isinstance(content, str):
             total += (len(content) + 3) // 4
     return total
-
-
-def iterate_rest(opened: OpenedStream) -> Iterator[dict]:
-    yield opened.first
-    yield from opened.rest

@@ -77,6 +77,12 @@ class Router:
         key.check_model(name)
         return [model]
 
+    def embedding_model(self, name: str, key: ApiKey) -> ModelConfig:
+        """Embeddings name their model: the auto selector chooses among chat models."""
+        if name == AUTO:
+            raise InvalidRequestError("embeddings need a model name, not 'auto'", param="model")
+        return self.models_for(name, key, {})[0]
+
     def auto_candidates(self, key: ApiKey, body: dict) -> list[ModelConfig]:
         names = self.config.auto_candidates or tuple(self.config.models)
         allowed = [self.config.models[n] for n in names if key.allows(n)]

@@ -33,3 +33,12 @@ def estimate_messages(messages: list[dict]) -> int:
             function = call.get("function", {})
             total += estimate_text(function.get("name", "") + function.get("arguments", ""))
     return total
+
+
+def estimate_inputs(inputs: str | list) -> int:
+    """Embedding inputs: strings by length, token arrays by their length."""
+    if isinstance(inputs, str):
+        return estimate_text(inputs)
+    if inputs and isinstance(inputs[0], int):
+        return len(inputs)
+    return sum(len(i) if isinstance(i, list) else estimate_text(i) for i in inputs)

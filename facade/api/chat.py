@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from flask import Response, g, request
 
-from ..chat import Outcome
 from ..envelope import EnvelopeStream, ok_bytes
 from ..schemas.chat import ChatRequestSchema
 from ..schemas.responses import ChatCompletionChunkSchema, ChatCompletionSchema
 from ..streaming.hangup import HangupWatch
-from ..streaming.relay import SSE_HEADERS, relay
+from ..streaming.relay import SSE_HEADERS, Relay
 from .blueprint import EnvelopeBlueprint, envelope_schema, error_responses
 from .context import authenticate, caller, gateway, request_id
 
@@ -44,8 +43,7 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
     """Run the pipeline for the caller; shared by the enveloped and the plain routes."""
     gw = gateway()
     rid = request_id()
-    outcome = Outcome()
-    g.outcome = outcome
+    outcome = g.outcome
     if body.get("stream"):
         watch = HangupWatch(request.environ)
         try:
@@ -53,8 +51,9 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
         except BaseException:
             watch.stop()
             raise
+        outcome.stream = True  # from here the relay finishes the request, not after_request
         return Response(
-            relay(opened, stream_presenter, rid, watch),
+            Relay(opened, stream_presenter, rid, watch, outcome),
             status=200,
             content_type="text/event-stream",
             headers=SSE_HEADERS,

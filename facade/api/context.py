@@ -33,6 +33,9 @@ def caller() -> ApiKey:
     if key is None:
         key = gateway().authenticate(request.headers.get("Authorization"))
         g.api_key = key
+        outcome = g.get("outcome")
+        if outcome is not None:
+            outcome.key_name, outcome.key_prefix = key.name, key.prefix
     return key
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .. import jsonutil
@@ -45,6 +45,9 @@ def openai_error_body(err: FacadeError) -> dict:
 
 
 def error_response(err: FacadeError) -> Response:
+    outcome = g.get("outcome")
+    if outcome is not None:
+        outcome.error_type = err.type
     if request.path.startswith("/v1/"):
         body = openai_error_body(err)
     else:

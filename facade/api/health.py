@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from flask import Response
+
+from .. import observe
 from ..errors import UnavailableError
 from ..schemas.responses import StatusSchema
 from .blueprint import EnvelopeBlueprint
@@ -15,6 +18,16 @@ blp = EnvelopeBlueprint("health", __name__, description="Probes.")
 def healthz() -> dict:
     """Report that the process is alive."""
     return {"status": "ok"}
+
+
+@blp.route("/metrics", methods=["GET"])
+@blp.doc(
+    responses={"200": {"description": "Prometheus text format.", "content": {"text/plain": {}}}}
+)
+def metrics() -> Response:
+    """Expose Prometheus metrics (all workers' sums)."""
+    body, content_type = observe.exposition()
+    return Response(body, content_type=content_type)
 
 
 @blp.route("/readyz", methods=["GET"])

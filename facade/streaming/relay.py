@@ -1,8 +1,8 @@
 """Relay an opened upstream stream to the client, one presented event per chunk.
 
 The 200 is already committed when this runs, so every failure becomes one error event
-followed by [DONE]. The upstream is closed in `finally`, which also runs when the client
-hangs up (the server closes this generator) or the hang-up watch fires.
+followed by [DONE]. The upstream is closed when the relay ends, when the client hangs up
+(the server closes the body) or when the hang-up watch fires.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import logging
 from collections.abc import Iterator
 from typing import Protocol
 
+from .. import observe
 from ..chat import OpenedStream
 from ..errors import ClientClosedError, FacadeError, InternalError, UpstreamError
+from ..outcome import Outcome
 from .hangup import HangupWatch
 
 log = logging.getLogger("facade.stream")
@@ -41,22 +43,59 @@ def _has_content(chunk: dict) -> bool:
     return False
 
 
-def relay(
-    opened: OpenedStream, present: Presenter, request_id: str, watch: HangupWatch
-) -> Iterator[bytes]:
-    model = opened.call.model.name
-    meter = opened.meter
-    usage_chunk: dict | None = None
-    error: FacadeError | None = None
-    finished = False
-    try:
+class Relay:
+    """The response body of a stream: iterate for SSE bytes; `close()` always ends it properly.
+
+    A WSGI server closes the body without iterating it when the client is gone before the
+    first write; a generator closed unstarted runs none of its code, so the settling (usage,
+    budget) and the access line are guaranteed here instead.
+    """
+
+    def __init__(
+        self,
+        opened: OpenedStream,
+        present: Presenter,
+        request_id: str,
+        watch: HangupWatch,
+        outcome: Outcome,
+    ):
+        self._opened = opened
+        self._watch = watch
+        self._outcome = outcome
+        self._usage_chunk: dict | None = None
+        self._ended = False
+        self._gen = self._relay(present, request_id)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._gen
+
+    def close(self) -> None:
+        self._gen.close()
+        self._end(ClientClosedError("client closed"))  # no-op when the relay already ended
+
+    def _end(self, error: FacadeError | None) -> dict | None:
+        """Settle and log once: on completion, on error, or when the client went away."""
+        if self._ended:
+            return None
+        self._ended = True
+        self._watch.stop()
+        self._opened.rest.close()
+        usage = self._usage_chunk.get("usage") if self._usage_chunk else None
+        metrics = self._opened.finish(usage, error)
+        observe.finish(self._outcome, error.status if error else 200)
+        return metrics
+
+    def _relay(self, present: Presenter, request_id: str) -> Iterator[bytes]:
+        opened = self._opened
+        model = opened.call.model.name
+        meter = opened.meter
+        error: FacadeError | None = None
         try:
             chunks = iter(opened.rest)
             chunk = opened.first
-            while True:
-                usage = chunk.get("usage")
-                if usage is not None:
-                    usage_chunk = chunk
+            while chunk is not None:
+                if chunk.get("usage") is not None:
+                    self._usage_chunk = chunk
                     if chunk.get("choices"):
                         chunk = {k: v for k, v in chunk.items() if k != "usage"}
                     else:
@@ -67,37 +106,26 @@ def relay(
                     chunk["model"] = model
                     yield present.chunk(chunk)
                 chunk = next(chunks, None)
-                if chunk is None:
-                    break
         except FacadeError as err:
-            error = ClientClosedError("client closed") if watch.gone else err
+            error = ClientClosedError("client closed") if self._watch.gone else err
         except Exception:  # a bug in translation: the stream must still end properly
             log.exception("stream relay failed", extra={"request_id": request_id})
             error = InternalError("the gateway failed while relaying the stream")
-        watch.stop()
-        usage = usage_chunk.get("usage") if usage_chunk else None
-        finished = True
-        metrics = opened.finish(usage, error)
-        if watch.gone:
+        if error is not None:
+            self._outcome.error_type = error.type
+        metrics = self._end(error)
+        if isinstance(error, ClientClosedError):
             return
         if error is not None:
             if isinstance(error, UpstreamError):
                 log.warning("stream broke off: %s", error.message, extra={"request_id": request_id})
             yield present.error(error, request_id)
         elif opened.include_usage:
-            final = dict(usage_chunk) if usage_chunk else _usage_chunk(opened, metrics)
+            final = dict(self._usage_chunk) if self._usage_chunk else _usage_chunk(opened, metrics)
             final.update(model=model, choices=[], metrics=metrics)
             final.setdefault("usage", _usage_of(metrics))
             yield present.chunk(final)
         yield present.done
-    finally:
-        watch.stop()
-        opened.rest.close()
-        if not finished:  # the client went away mid-relay
-            opened.finish(
-                usage_chunk.get("usage") if usage_chunk else None,
-                ClientClosedError("client closed"),
-            )
 
 
 def _usage_of(metrics: dict) -> dict:

@@ -87,7 +87,8 @@ def test_stream_is_enveloped_chunks_then_done(client, auth, fake):
 
 
 def test_stream_always_asks_upstream_for_usage(client, auth, fake):
-    client.post(URL, json=ask(stream=True), headers={**auth, "X-Request-ID": "su-1"})
+    resp = client.post(URL, json=ask(stream=True), headers={**auth, "X-Request-ID": "su-1"})
+    resp.close()  # what a WSGI server does: ends the relay even though nothing was read
     (seen,) = fake.requests("su-1")
     assert seen["body"]["stream_options"] == {"include_usage": True}
 

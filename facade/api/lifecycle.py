@@ -1,0 +1,33 @@
+"""Request lifecycle hooks: open the request's Outcome, close it, stamp X-Request-ID."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, request
+
+from .. import observe
+from ..outcome import Outcome
+from .context import request_id
+
+# Probes and scrapes are counted in metrics but get no access line: they would drown it.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def register_lifecycle(app: Flask) -> None:
+    @app.before_request
+    def _begin() -> None:
+        rule = request.url_rule
+        outcome = Outcome(
+            route=rule.rule if rule is not None else "unmatched",
+            method=request.method,
+            request_id=request_id(),
+        )
+        g.outcome = outcome
+        observe.start(outcome)
+
+    @app.after_request
+    def _end(resp: Response) -> Response:
+        resp.headers["X-Request-ID"] = request_id()
+        outcome = g.get("outcome")
+        if outcome is not None and not outcome.stream:  # a stream ends in its relay
+            observe.finish(outcome, resp.status_code, log=outcome.route not in QUIET_ROUTES)
+        return resp

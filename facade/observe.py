@@ -1,0 +1,140 @@
+"""What operators see of each request: Prometheus metrics and one JSON access line.
+
+Every request ends here exactly once (`finish`): ordinary responses from `after_request`,
+streams when the relay ends. Labels carry only bounded values: the matched route pattern,
+a configured model or provider name, a status code. Never a key, a prompt, or whatever
+model string a client sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from .outcome import Outcome
+
+access_log = logging.getLogger("facade.access")
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter(
+    "facade_requests_total",
+    "Requests answered, by route, model, provider and HTTP status.",
+    ["route", "model", "provider", "status"],
+)
+DURATION = Histogram(
+    "facade_request_duration_seconds",
+    "Time from the request's arrival to its last byte (streams: to [DONE]).",
+    ["route", "model", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+TTFT = Histogram(
+    "facade_time_to_first_token_seconds",
+    "Time from the request's arrival to the first generated token.",
+    ["model", "provider"],
+    buckets=_LATENCY_BUCKETS,
+)
+TOKENS = Counter(
+    "facade_tokens_total",
+    "Tokens metered, by model, provider and direction (input or output).",
+    ["model", "provider", "direction"],
+)
+COST = Counter(
+    "facade_cost_usd_total", "Cost in US dollars at the configured prices.", ["model", "provider"]
+)
+UPSTREAM_ERRORS = Counter(
+    "facade_upstream_errors_total",
+    "Failed upstream attempts (fallbacks included), by provider and error type.",
+    ["provider", "type"],
+)
+REJECTIONS = Counter(
+    "facade_rejections_total",
+    "Requests refused by a key's limits, by reason (rate_limit_exceeded, budget_exceeded).",
+    ["reason"],
+)
+IN_FLIGHT = Gauge(
+    "facade_requests_in_flight",
+    "Requests being answered now, streams included.",
+    multiprocess_mode="livesum",
+)
+
+
+def start(outcome: Outcome) -> None:
+    IN_FLIGHT.inc()
+    outcome.started = time.perf_counter()
+
+
+def upstream_failed(provider: str, error_type: str) -> None:
+    UPSTREAM_ERRORS.labels(provider, error_type).inc()
+
+
+def finish(outcome: Outcome, status: int, *, log: bool = True) -> None:
+    """Count and log one request, once."""
+    if outcome.finished:
+        return
+    outcome.finished = True
+    IN_FLIGHT.dec()
+    duration = time.perf_counter() - outcome.started
+    model = outcome.model or "none"
+    provider = outcome.provider or "none"
+    code = str(status)
+    REQUESTS.labels(outcome.route, model, provider, code).inc()
+    DURATION.labels(outcome.route, model, code).observe(duration)
+    if status == 429 and outcome.error_type in ("rate_limit_exceeded", "budget_exceeded"):
+        REJECTIONS.labels(outcome.error_type).inc()
+    metrics = outcome.metrics
+    if metrics:
+        TTFT.labels(model, provider).observe(metrics["time_to_first_token_s"])
+        TOKENS.labels(model, provider, "input").inc(metrics["input_tokens"])
+        TOKENS.labels(model, provider, "output").inc(metrics["output_tokens"])
+        COST.labels(model, provider).inc(metrics["cost_usd"])
+    if log:
+        access_log.info("request", extra=access_fields(outcome, status, duration))
+
+
+def access_fields(outcome: Outcome, status: int, duration: float) -> dict:
+    fields = {
+        "request_id": outcome.request_id,
+        "method": outcome.method,
+        "route": outcome.route,
+        "status": status,
+        "latency_s": round(duration, 6),
+        "key_name": outcome.key_name,
+        "key_prefix": outcome.key_prefix,
+        "model": outcome.model,
+        "provider": outcome.provider,
+        "upstream_model": outcome.upstream_model,
+        "attempts": outcome.attempts,
+        "stream": outcome.stream,
+    }
+    if outcome.error_type:
+        fields["error_type"] = outcome.error_type
+    metrics = outcome.metrics
+    if metrics:
+        fields.update(
+            time_to_first_token_s=metrics["time_to_first_token_s"],
+            input_tokens=metrics["input_tokens"],
+            output_tokens=metrics["output_tokens"],
+            cost_usd=metrics["cost_usd"],
+        )
+    return fields
+
+
+def exposition() -> tuple[bytes, str]:
+    """The /metrics body: every worker's metrics when gunicorn runs several."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
