@@ -20,6 +20,7 @@ from .metering import Meter, usage_tokens
 from .outcome import Outcome
 from .providers import ChatCall, ChunkStream, EmbeddingCall
 from .schemas.chat import output_cap
+from .streaming.first_chunk import PendingFirst, open_bounded
 from .tokens import estimate_inputs, estimate_messages
 
 log = logging.getLogger("facade.chat")
@@ -27,10 +28,11 @@ log = logging.getLogger("facade.chat")
 
 @dataclass(slots=True)
 class OpenedStream:
-    """A stream whose first chunk has arrived, so no error can come before the 200."""
+    """A stream whose first chunk has arrived (so no error came before the 200), or is
+    still on its way after the keep-alive interval (`PendingFirst`)."""
 
-    first: dict
-    rest: ChunkStream
+    first: dict | PendingFirst
+    rest: ChunkStream | None  # None while the first chunk is pending
     call: ChatCall
     provider: str
     meter: Meter
@@ -130,15 +132,21 @@ class ChatPipeline:
                 meter = Meter()
                 provider = self.gw.providers[target.provider]
                 call = ChatCall(body, model, target.model, cap, request_id, True)
-                stream = provider.stream(call)
-                try:
-                    first = next(iter(stream), None)
-                except BaseException:
-                    stream.close()
-                    raise
-                if first is None:
-                    stream.close()
-                    raise UpstreamError(f"upstream {provider.name} sent an empty stream")
+
+                def open_first() -> tuple[ChunkStream, dict]:
+                    stream = provider.stream(call)
+                    try:
+                        first = next(iter(stream), None)
+                    except BaseException:
+                        stream.close()
+                        raise
+                    if first is None:
+                        stream.close()
+                        raise UpstreamError(f"upstream {provider.name} sent an empty stream")
+                    return stream, first
+
+                opened = open_bounded(open_first, self.gw.settings.sse_keepalive_s)
+                stream, first = (None, opened) if isinstance(opened, PendingFirst) else opened
                 finish = self._stream_finisher(
                     model, target, provider.name, call, meter, n, outcome, admission
                 )

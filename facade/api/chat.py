@@ -53,7 +53,7 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
             raise
         outcome.stream = True  # from here the relay finishes the request, not after_request
         return Response(
-            Relay(opened, stream_presenter, rid, watch, outcome),
+            Relay(opened, stream_presenter, rid, watch, outcome, gw.settings.sse_keepalive_s),
             status=200,
             content_type="text/event-stream",
             headers=SSE_HEADERS,

@@ -15,10 +15,12 @@ from .. import observe
 from ..chat import OpenedStream
 from ..errors import ClientClosedError, FacadeError, InternalError, UpstreamError
 from ..outcome import Outcome
+from .first_chunk import PendingFirst
 from .hangup import HangupWatch
 
 log = logging.getLogger("facade.stream")
 
+KEEPALIVE = b": keep-alive\n\n"  # an SSE comment: every client ignores it
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
@@ -58,12 +60,14 @@ class Relay:
         request_id: str,
         watch: HangupWatch,
         outcome: Outcome,
+        keepalive_s: float = 10.0,
     ):
         self._opened = opened
         self._watch = watch
         self._outcome = outcome
         self._usage_chunk: dict | None = None
         self._ended = False
+        self._keepalive_s = keepalive_s
         self._gen = self._relay(present, request_id)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -79,11 +83,24 @@ class Relay:
             return None
         self._ended = True
         self._watch.stop()
-        self._opened.rest.close()
+        if isinstance(self._opened.first, PendingFirst):
+            self._opened.first.cancel()
+        if self._opened.rest is not None:
+            self._opened.rest.close()
         usage = self._usage_chunk.get("usage") if self._usage_chunk else None
         metrics = self._opened.finish(usage, error)
         observe.finish(self._outcome, error.status if error else 200)
         return metrics
+
+    def _keep_alive(self, pending: PendingFirst) -> Iterator[bytes]:
+        """SSE comments until the stream's first chunk arrives; returns (stream, first)."""
+        try:
+            while not pending.wait(self._keepalive_s):
+                yield KEEPALIVE
+        except BaseException:
+            pending.cancel()
+            raise
+        return pending.get()
 
     def _relay(self, present: Presenter, request_id: str) -> Iterator[bytes]:
         opened = self._opened
@@ -91,6 +108,8 @@ class Relay:
         meter = opened.meter
         error: FacadeError | None = None
         try:
+            if isinstance(opened.first, PendingFirst):
+                opened.rest, opened.first = yield from self._keep_alive(opened.first)
             chunks = iter(opened.rest)
             chunk = opened.first
             while chunk is not None:

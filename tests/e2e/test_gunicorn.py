@@ -18,7 +18,10 @@ AUTH = {"Authorization": f"Bearer {TEAM_KEY}"}
 @pytest.fixture(scope="module")
 def server(fake_upstream, tmp_path_factory):
     srv = start_gunicorn(
-        tmp_path_factory.mktemp("gunicorn"), base_config(fake_upstream.url), workers=2
+        tmp_path_factory.mktemp("gunicorn"),
+        base_config(fake_upstream.url),
+        workers=2,
+        env={"FACADE_SSE_KEEPALIVE_S": "0.3"},
     )
     yield srv
     assert srv.stop() == 0
@@ -87,6 +90,33 @@ def test_200_concurrent_streams_all_complete(server):
     with ThreadPoolExecutor(200) as pool:
         texts = list(pool.map(one, range(200)))
     assert texts == ["tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7"] * 200
+
+
+def test_slow_first_token_gets_keep_alive_comments(server, http):
+    body = chat("[[fake tokens=2 ttft=1.2]]", stream=True)
+    resp = http.post(f"{server.url}/api/v1/chat/completions", json=body, headers=AUTH)
+    assert resp.status_code == 200
+    blocks = resp.content.split(b"\n\n")[:-1]
+    comments = [b for b in blocks if b.startswith(b":")]
+    assert len(comments) >= 3, blocks[:5]
+    assert all(b == b": keep-alive" for b in comments)
+    data = [b for b in blocks if not b.startswith(b":")]
+    assert data[-1] == b"data: [DONE]"
+    text = "".join(
+        json.loads(b[6:])["data"]["choices"][0]["delta"].get("content", "")
+        for b in data[:-1]
+        if json.loads(b[6:])["data"]["choices"]
+    )
+    assert text == "tok0 tok1"
+
+
+def test_upstream_failing_after_keep_alive_is_an_error_event(server, http):
+    body = chat("[[fake tokens=2 ttft=0.8 cut=0]]", stream=True)
+    resp = http.post(f"{server.url}/api/v1/chat/completions", json=body, headers=AUTH)
+    assert resp.status_code == 200
+    data = [b for b in resp.content.split(b"\n\n")[:-1] if not b.startswith(b":")]
+    assert data[-1] == b"data: [DONE]"
+    assert json.loads(data[-2][6:])["code"] == "502"
 
 
 def _open_raw_stream(server, text: str, rid: str) -> socket.socket:

@@ -1,0 +1,56 @@
+"""Wait for a stream's first chunk, but not forever before answering the client.
+
+A model can take minutes to its first token. Proxies and load balancers cut connections
+that stay silent longer than their idle timeout, so after `keepalive_s` without a first
+chunk the 200 is committed and SSE comment lines keep the connection alive. Under gevent
+the first read runs in its own greenlet so that the wait can be bounded; elsewhere (the
+Flask test client) it simply blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Opened = tuple  # (ChunkStream, first chunk dict)
+
+
+class PendingFirst:
+    """A stream still opening, or whose first chunk is still on its way."""
+
+    def __init__(self, greenlet) -> None:  # noqa: ANN001 - gevent.Greenlet
+        self._greenlet = greenlet
+
+    def wait(self, seconds: float) -> bool:
+        """True once the stream and its first chunk (or their failure) have arrived."""
+        self._greenlet.join(timeout=seconds)
+        return self._greenlet.ready()
+
+    def get(self) -> Opened:
+        return self._greenlet.get()  # re-raises the open's or the read's exception
+
+    def cancel(self) -> None:
+        """Stop waiting; the open closes its upstream connection as it unwinds."""
+        self._greenlet.kill(block=False)
+
+
+def open_bounded(open_first: Callable[[], Opened], keepalive_s: float) -> Opened | PendingFirst:
+    """`open_first()` if it finishes within `keepalive_s`, else a PendingFirst."""
+    if keepalive_s <= 0 or not _gevent_patched():
+        return open_first()
+    import gevent
+
+    greenlet = gevent.spawn(open_first)
+    try:
+        greenlet.join(timeout=keepalive_s)
+    except BaseException:
+        greenlet.kill(block=False)
+        raise
+    if greenlet.ready():
+        return greenlet.get()
+    return PendingFirst(greenlet)
+
+
+def _gevent_patched() -> bool:
+    from gevent import monkey
+
+    return monkey.is_module_patched("socket")
