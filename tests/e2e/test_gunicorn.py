@@ -93,7 +93,7 @@ def test_200_concurrent_streams_all_complete(server):
 
 
 def test_slow_first_token_gets_keep_alive_comments(server, http):
-    body = chat("[[fake tokens=2 ttft=1.2]]", stream=True)
+    body = chat("[[fake tokens=2 ttft=1.6]]", stream=True)
     resp = http.post(f"{server.url}/api/v1/chat/completions", json=body, headers=AUTH)
     assert resp.status_code == 200
     blocks = resp.content.split(b"\n\n")[:-1]
