@@ -8,6 +8,7 @@ the master restart crashing workers forever.
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -61,6 +62,22 @@ def on_starting(server):
         sys.stderr.write(f"facade: invalid configuration: {err}\n")
         sys.stderr.flush()
         raise SystemExit(3) from None
+
+
+def post_worker_init(worker):
+    """Chain the app's drain onto the worker's SIGTERM: readiness fails at once, and
+    streams still running near the graceful timeout end with an error event."""
+    drain = getattr(worker.wsgi, "facade_drain", None)
+    if drain is None:
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        drain(worker.cfg.graceful_timeout)
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def worker_exit(server, worker):

@@ -11,6 +11,7 @@ from flask_smorest import Api
 
 from . import jsonutil
 from .config import Config, load_config, warn_demo
+from .drain import Drain
 from .gateway import Gateway
 from .logs import configure_logging
 from .schemas.responses import ErrorEnvelopeSchema
@@ -85,5 +86,8 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
     from .api.lifecycle import register_lifecycle
 
     register_lifecycle(app)
+    drain = Drain(gateway)
+    app.extensions["facade_drain"] = drain
+    app.facade_drain = drain.begin  # gunicorn.conf.py calls it on the worker's SIGTERM
     app.facade_close = gateway.close
     return app

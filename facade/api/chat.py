@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 
 from ..envelope import EnvelopeStream, ok_bytes
 from ..schemas.chat import ChatRequestSchema
@@ -53,7 +53,15 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
             raise
         outcome.stream = True  # from here the relay finishes the request, not after_request
         return Response(
-            Relay(opened, stream_presenter, rid, watch, outcome, gw.settings.sse_keepalive_s),
+            Relay(
+                opened,
+                stream_presenter,
+                rid,
+                watch,
+                outcome,
+                gw.settings.sse_keepalive_s,
+                current_app.extensions["facade_drain"],
+            ),
             status=200,
             content_type="text/event-stream",
             headers=SSE_HEADERS,

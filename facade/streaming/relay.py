@@ -13,6 +13,7 @@ from typing import Protocol
 
 from .. import observe
 from ..chat import OpenedStream
+from ..drain import Drain
 from ..errors import ClientClosedError, FacadeError, InternalError, UpstreamError
 from ..outcome import Outcome
 from .first_chunk import PendingFirst
@@ -61,6 +62,7 @@ class Relay:
         watch: HangupWatch,
         outcome: Outcome,
         keepalive_s: float = 10.0,
+        drain: Drain | None = None,
     ):
         self._opened = opened
         self._watch = watch
@@ -68,6 +70,10 @@ class Relay:
         self._usage_chunk: dict | None = None
         self._ended = False
         self._keepalive_s = keepalive_s
+        self._drain = drain
+        self._greenlet = _current_greenlet()
+        if drain is not None:
+            drain.track(self)
         self._gen = self._relay(present, request_id)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -77,11 +83,20 @@ class Relay:
         self._gen.close()
         self._end(ClientClosedError("client closed"))  # no-op when the relay already ended
 
+    def interrupt(self, error: FacadeError) -> None:
+        """End the relay from outside (the drain deadline): it sends `error`, then [DONE]."""
+        if self._greenlet is not None and not self._ended:
+            import gevent
+
+            gevent.kill(self._greenlet, error)
+
     def _end(self, error: FacadeError | None) -> dict | None:
         """Settle and log once: on completion, on error, or when the client went away."""
         if self._ended:
             return None
         self._ended = True
+        if self._drain is not None:
+            self._drain.untrack(self)
         self._watch.stop()
         if isinstance(self._opened.first, PendingFirst):
             self._opened.first.cancel()
@@ -145,6 +160,13 @@ class Relay:
             final.setdefault("usage", _usage_of(metrics))
             yield present.chunk(final)
         yield present.done
+
+
+def _current_greenlet():  # noqa: ANN202
+    """The request's greenlet under gunicorn's gevent worker; None elsewhere."""
+    from gevent import getcurrent, monkey
+
+    return getcurrent() if monkey.is_module_patched("socket") else None
 
 
 def _usage_of(metrics: dict) -> dict:

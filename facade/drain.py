@@ -1,0 +1,54 @@
+"""Graceful drain on SIGTERM: readiness fails at once, and streams end properly.
+
+gunicorn's gevent worker stops accepting on SIGTERM and lets in-flight requests run for
+`graceful_timeout`, then kills their greenlets, which would cut a stream mid-sentence with
+no error event. So shortly before that deadline every stream still running is interrupted
+with a 503 `unavailable` error event and `[DONE]`, which a client can act on (retry
+elsewhere). Usage is then settled and flushed as each relay ends.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .errors import UnavailableError
+
+log = logging.getLogger("facade.drain")
+# Time left before gunicorn's hard stop for the error events to reach the clients.
+MARGIN_S = 2.0
+
+
+class Drain:
+    def __init__(self, gateway) -> None:  # noqa: ANN001 - facade.gateway.Gateway
+        self._gateway = gateway
+        self._streams: set = set()
+
+    @property
+    def draining(self) -> bool:
+        return self._gateway.draining
+
+    def track(self, relay) -> None:  # noqa: ANN001 - facade.streaming.relay.Relay
+        self._streams.add(relay)
+
+    def untrack(self, relay) -> None:  # noqa: ANN001
+        self._streams.discard(relay)
+
+    def begin(self, graceful_timeout_s: float) -> None:
+        """Called from the worker's SIGTERM handler."""
+        if self._gateway.draining:
+            return
+        self._gateway.draining = True
+        log.info(
+            "draining: readiness fails now; %d streams get %.0f s to finish",
+            len(self._streams),
+            graceful_timeout_s,
+        )
+        import gevent
+
+        gevent.spawn_later(max(0.0, graceful_timeout_s - MARGIN_S), self._cut)
+
+    def _cut(self) -> None:
+        if self._streams:
+            log.warning("drain deadline: ending %d streams with an error event", len(self._streams))
+        for relay in list(self._streams):
+            relay.interrupt(UnavailableError("the server is shutting down; retry the request"))
