@@ -1,4 +1,4 @@
-"""Routing over the live fake: weights, fallback, cooldown, the auto selector, vendors, embeddings."""
+"""Routing over the live fake: weights, fallback, cooldown, auto selection, vendors, embeddings."""
 
 from __future__ import annotations
 

@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
 
     monkey.patch_all()
     import socket
+
     from gevent.pywsgi import WSGIHandler, WSGIServer
 
     class Handler(WSGIHandler):
