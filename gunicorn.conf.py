@@ -50,6 +50,14 @@ metrics_dir = os.environ.setdefault(
 def on_starting(server):
     """Validate the config once in the master; exit non-zero naming the bad key."""
     from facade.config import ConfigError, load_config
+    from facade.settings import Settings
+
+    try:
+        Settings.from_env()
+    except ValueError as err:  # names the variable
+        sys.stderr.write(f"facade: invalid setting: {err}\n")
+        sys.stderr.flush()
+        raise SystemExit(3) from None
 
     # Samples left by an earlier run (a restarted container keeps its emptyDir) would be
     # summed into this one's.

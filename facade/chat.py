@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import observe
+from . import observe, tracing
 from .accounting import Admission
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError, UpstreamError
@@ -67,21 +67,37 @@ class ChatPipeline:
     def _with_fallback(self, plan, request_id: str, outcome: Outcome, attempt):  # noqa: ANN001
         """Try each (model, target) in order until one answers; retry only retryable errors.
 
-        `attempt(model, target, n)` returns the result or raises UpstreamError. Nothing has
+        `attempt(model, target, n, trace)` returns the result or raises UpstreamError; `trace`
+        is the W3C trace context headers for its upstream call (or None). Nothing has
         reached the client while this runs, so every failure here may still fall back.
         """
         last: UpstreamError | None = None
         for n, (model, target) in enumerate(plan, 1):
             outcome.attempts = n
+            outcome.model, outcome.provider = model.name, target.provider
+            outcome.upstream_model = target.model
+            span, trace = None, outcome.trace_headers  # off: the caller's own context
+            if tracing.ENABLED:
+                span, trace = tracing.start_attempt(outcome, model, target, n)
             try:
-                return attempt(model, target, n)
+                result = attempt(model, target, n, trace)
             except UpstreamError as err:
+                if span is not None:
+                    tracing.end_attempt(span, err)
                 self._failed(model, target, err, n, request_id)
                 if not err.retryable:
                     raise
                 last = err
                 if n < len(plan):
                     self._fallback_wait(err)
+                continue
+            except BaseException as err:
+                if span is not None:
+                    tracing.end_attempt(span, err)
+                raise
+            if span is not None:
+                tracing.answered(outcome, span, stream=isinstance(result, OpenedStream))
+            return result
         raise last
 
     def _admitted(self, key: ApiKey, plan, body: dict, request_id: str, run):  # noqa: ANN001
@@ -98,11 +114,13 @@ class ChatPipeline:
         cap = output_cap(body)
 
         def run(admission: Admission) -> dict:
-            def attempt(model: ModelConfig, target: TargetConfig, n: int) -> dict:
+            def attempt(
+                model: ModelConfig, target: TargetConfig, n: int, trace: dict | None
+            ) -> dict:
                 meter = Meter()
                 provider = self.gw.providers[target.provider]
                 data = provider.complete(
-                    ChatCall(body, model, target.model, cap, request_id, False)
+                    ChatCall(body, model, target.model, cap, request_id, False, trace)
                 )
                 meter.finish()
                 self.gw.router.succeeded(model, target, meter.end - meter.start)
@@ -128,10 +146,12 @@ class ChatPipeline:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def run(admission: Admission) -> OpenedStream:
-            def attempt(model: ModelConfig, target: TargetConfig, n: int) -> OpenedStream:
+            def attempt(
+                model: ModelConfig, target: TargetConfig, n: int, trace: dict | None
+            ) -> OpenedStream:
                 meter = Meter()
                 provider = self.gw.providers[target.provider]
-                call = ChatCall(body, model, target.model, cap, request_id, True)
+                call = ChatCall(body, model, target.model, cap, request_id, True, trace)
 
                 def open_first() -> tuple[ChunkStream, dict]:
                     stream = provider.stream(call)
@@ -163,10 +183,13 @@ class ChatPipeline:
         plan = [(model, target) for target in self.gw.router.plan(model)]
 
         def run(admission: Admission) -> dict:
-            def attempt(model: ModelConfig, target: TargetConfig, n: int) -> dict:
+            def attempt(
+                model: ModelConfig, target: TargetConfig, n: int, trace: dict | None
+            ) -> dict:
                 meter = Meter()
                 provider = self.gw.providers[target.provider]
-                data = provider.embed(EmbeddingCall(body, model, target.model, request_id))
+                call = EmbeddingCall(body, model, target.model, request_id, trace)
+                data = provider.embed(call)
                 meter.finish()
                 self.gw.router.succeeded(model, target, meter.end - meter.start)
                 usage = data.get("usage") or {}
@@ -204,6 +227,8 @@ class ChatPipeline:
     ) -> None:
         self.gw.router.failed(target, err)
         observe.upstream_failed(target.provider, err.type)
+        # An upstream's own message may quote the prompt: logged only with prompt logging on.
+        detail = err.message if self.gw.settings.log_prompts else f"status {err.status}"
         log.warning(
             "attempt %d for %s via %s/%s failed: %s (%s)",
             attempt,
@@ -211,7 +236,7 @@ class ChatPipeline:
             target.provider,
             target.model,
             err.type,
-            err.message,
+            detail,
             extra={"request_id": rid},
         )
 

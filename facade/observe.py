@@ -22,9 +22,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+from . import tracing
 from .outcome import Outcome
 
 access_log = logging.getLogger("facade.access")
+prompt_log = logging.getLogger("facade.prompts")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -91,8 +93,8 @@ def finish(outcome: Outcome, status: int, *, log: bool = True) -> None:
     code = str(status)
     REQUESTS.labels(outcome.route, model, provider, code).inc()
     DURATION.labels(outcome.route, model, code).observe(duration)
-    if status == 429 and outcome.error_type in ("rate_limit_exceeded", "budget_exceeded"):
-        REJECTIONS.labels(outcome.error_type).inc()
+    if outcome.attempts == 0 and outcome.error_type in ("rate_limit_exceeded", "budget_exceeded"):
+        REJECTIONS.labels(outcome.error_type).inc()  # the key's limits, not an upstream's 429
     metrics = outcome.metrics
     if metrics:
         TTFT.labels(model, provider).observe(metrics["time_to_first_token_s"])
@@ -101,6 +103,17 @@ def finish(outcome: Outcome, status: int, *, log: bool = True) -> None:
         COST.labels(model, provider).inc(metrics["cost_usd"])
     if log:
         access_log.info("request", extra=access_fields(outcome, status, duration))
+    if outcome.prompt is not None:  # FACADE_LOG_PROMPTS is on
+        prompt_log.info(
+            "prompt",
+            extra={
+                "request_id": outcome.request_id,
+                "prompt": outcome.prompt,
+                "completion": outcome.completion,
+            },
+        )
+    if outcome.span is not None:
+        tracing.end_request(outcome, status)
 
 
 def access_fields(outcome: Outcome, status: int, duration: float) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -22,3 +23,12 @@ class Outcome:
     metrics: dict | None = None
     started: float = 0.0
     finished: bool = False
+    # Only with FACADE_LOG_PROMPTS on: what was asked and answered, for the prompt log line.
+    prompt: list | str | None = None
+    completion: list | None = None
+    # Tracing (facade/tracing.py). The request's server span and the answering attempt's
+    # span while a stream runs, both ended by observe.finish; None while tracing is off.
+    span: Any = None
+    upstream_span: Any = None
+    # W3C trace context sent upstream while tracing is off: the caller's own, if well-formed.
+    trace_headers: dict[str, str] | None = None

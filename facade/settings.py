@@ -17,8 +17,28 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected a boolean, got {raw!r}")
 
 
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {raw!r}")
+    return level
+
+
 def _optional(raw: str) -> str | None:
     return raw or None
+
+
+TRACING_MODES = ("off", "otlp", "console")
+# Either standard OpenTelemetry endpoint variable turns tracing on (as otlp) when
+# FACADE_TRACING is not set.
+OTEL_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def _tracing(raw: str) -> str:
+    value = raw.strip().lower() or "off"
+    if value not in TRACING_MODES:
+        raise ValueError(f"expected one of {', '.join(TRACING_MODES)}, got {raw!r}")
+    return value
 
 
 def _setting(env: str, coerce: Callable[[str], Any], default: Any) -> Any:
@@ -33,13 +53,21 @@ class Settings:
     database_url: str = _setting("FACADE_DATABASE_URL", str, "sqlite:///var/facade.db")
     redis_url: str | None = _setting("FACADE_REDIS_URL", _optional, None)
     admin_key: str | None = _setting("FACADE_ADMIN_KEY", _optional, None)
-    log_level: str = _setting("FACADE_LOG_LEVEL", str.upper, "INFO")
+    log_level: str = _setting("FACADE_LOG_LEVEL", _log_level, "INFO")
     log_prompts: bool = _setting("FACADE_LOG_PROMPTS", _bool, False)
     # Sizes each upstream pool: one connection per concurrent request of a gevent worker.
     worker_connections: int = _setting("FACADE_WORKER_CONNECTIONS", int, 1000)
     # SSE comment sent while waiting for a slow first token, so proxies keep the stream open.
     sse_keepalive_s: float = _setting("FACADE_SSE_KEEPALIVE_S", float, 10.0)
     usage_retention_days: int = _setting("FACADE_USAGE_RETENTION_DAYS", int, 90)
+    # How often each worker writes its queued usage records and budget settlements.
+    usage_flush_s: float = _setting("FACADE_USAGE_FLUSH_S", float, 0.25)
+    # Namespace of Facade's keys in a Redis shared with other applications.
+    redis_prefix: str = _setting("FACADE_REDIS_PREFIX", str, "facade:")
+    # Connections each worker keeps to PostgreSQL (per pool; the request path has its own).
+    db_pool_size: int = _setting("FACADE_DB_POOL_SIZE", int, 5)
+    # OpenTelemetry traces: off | otlp | console (see facade/tracing.py).
+    tracing: str = _setting("FACADE_TRACING", _tracing, "off")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -57,4 +85,6 @@ class Settings:
                 values[f.name] = f.metadata["coerce"](raw)
             except ValueError as err:
                 raise ValueError(f"{f.metadata['env']}: {err}") from None
+        if "tracing" not in values and any(environ.get(v) for v in OTEL_ENDPOINT_VARS):
+            values["tracing"] = "otlp"
         return cls(**values)

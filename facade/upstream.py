@@ -90,7 +90,12 @@ class Upstream:
         except requests.Timeout:
             raise UpstreamTimeoutError(f"upstream {self.name} did not answer in time") from None
         except requests.RequestException as err:
-            log.warning("upstream %s unreachable: %s", self.name, type(err).__name__)
+            log.warning(
+                "upstream %s unreachable: %s",
+                self.name,
+                type(err).__name__,
+                extra={"request_id": request_id},
+            )
             raise UpstreamError(f"upstream {self.name} could not be reached") from None
         if resp.status_code >= 300:
             raise self._status_error(resp, parse_error)

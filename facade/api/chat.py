@@ -44,6 +44,8 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
     gw = gateway()
     rid = request_id()
     outcome = g.outcome
+    if gw.settings.log_prompts:
+        outcome.prompt = body["messages"]
     if body.get("stream"):
         watch = HangupWatch(request.environ)
         try:
@@ -66,7 +68,10 @@ def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
             content_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    return gw.chat.complete(body, caller(), rid, outcome)
+    data = gw.chat.complete(body, caller(), rid, outcome)
+    if outcome.prompt is not None:
+        outcome.completion = [(c.get("message") or {}).get("content") for c in data["choices"]]
+    return data
 
 
 @blp.route("/chat/completions", methods=["POST"])

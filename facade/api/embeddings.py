@@ -25,7 +25,10 @@ EMBEDDINGS_DOC = {
 
 def run_embeddings(body: dict) -> dict:
     """Run the pipeline for the caller; shared by the enveloped and the plain routes."""
-    return gateway().chat.embed(body, caller(), request_id(), g.outcome)
+    gw = gateway()
+    if gw.settings.log_prompts:
+        g.outcome.prompt = body["input"]
+    return gw.chat.embed(body, caller(), request_id(), g.outcome)
 
 
 @blp.route("/embeddings", methods=["POST"])

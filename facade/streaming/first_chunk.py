@@ -26,7 +26,7 @@ class PendingFirst:
         return self._greenlet.ready()
 
     def get(self) -> Opened:
-        return self._greenlet.get()  # re-raises the open's or the read's exception
+        return _unwrap(self._greenlet.get())
 
     def cancel(self) -> None:
         """Stop waiting; the open closes its upstream connection as it unwinds."""
@@ -39,15 +39,37 @@ def open_bounded(open_first: Callable[[], Opened], keepalive_s: float) -> Opened
         return open_first()
     import gevent
 
-    greenlet = gevent.spawn(open_first)
+    greenlet = gevent.spawn(_captured, open_first)
     try:
         greenlet.join(timeout=keepalive_s)
     except BaseException:
         greenlet.kill(block=False)
         raise
     if greenlet.ready():
-        return greenlet.get()
+        return _unwrap(greenlet.get())
     return PendingFirst(greenlet)
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _captured(open_first: Callable[[], Opened]) -> Opened | _Failed:
+    """Return the failure instead of raising it: a greenlet that dies of an exception has
+    its traceback printed by gevent's hub, and these failures are ordinary, handled ones."""
+    try:
+        return open_first()
+    except Exception as err:  # noqa: BLE001 - handed back to the request's greenlet
+        return _Failed(err)
+
+
+def _unwrap(result: Opened | _Failed) -> Opened:
+    if isinstance(result, _Failed):
+        raise result.error
+    return result
 
 
 def _gevent_patched() -> bool:

@@ -71,6 +71,8 @@ class Relay:
         self._ended = False
         self._keepalive_s = keepalive_s
         self._drain = drain
+        # The completion's text, kept only when the operator logs prompts.
+        self._text: list[str] | None = [] if outcome.prompt is not None else None
         self._greenlet = _current_greenlet()
         if drain is not None:
             drain.track(self)
@@ -104,6 +106,8 @@ class Relay:
             self._opened.rest.close()
         usage = self._usage_chunk.get("usage") if self._usage_chunk else None
         metrics = self._opened.finish(usage, error)
+        if self._text is not None:
+            self._outcome.completion = ["".join(self._text)]
         observe.finish(self._outcome, error.status if error else 200)
         return metrics
 
@@ -137,6 +141,8 @@ class Relay:
                 if chunk is not None:
                     if _has_content(chunk):
                         meter.content()
+                        if self._text is not None:
+                            self._text.append(_content_of(chunk))
                     chunk["model"] = model
                     yield present.chunk(chunk)
                 chunk = next(chunks, None)
@@ -152,7 +158,7 @@ class Relay:
             return
         if error is not None:
             if isinstance(error, UpstreamError):
-                log.warning("stream broke off: %s", error.message, extra={"request_id": request_id})
+                log.warning("stream broke off: %s", error.type, extra={"request_id": request_id})
             yield present.error(error, request_id)
         elif opened.include_usage:
             final = dict(self._usage_chunk) if self._usage_chunk else _usage_chunk(opened, metrics)
@@ -160,6 +166,11 @@ class Relay:
             final.setdefault("usage", _usage_of(metrics))
             yield present.chunk(final)
         yield present.done
+
+
+def _content_of(chunk: dict) -> str:
+    choices = chunk.get("choices") or ()
+    return "".join((c.get("delta") or {}).get("content") or "" for c in choices)
 
 
 def _current_greenlet():  # noqa: ANN202

@@ -230,3 +230,42 @@ def test_unknown_route_and_method_are_enveloped(client, auth):
     assert (
         resp.status_code == 405 and resp.get_json()["data"]["error"]["type"] == "method_not_allowed"
     )
+
+
+def test_prompts_are_logged_only_when_the_operator_turns_it_on(config_dict, tmp_path, caplog):
+    import logging
+    import os
+
+    from facade import create_app
+    from facade.config import parse_config
+    from facade.settings import Settings
+    from tests.support import TEAM_KEY, upstream_env
+
+    config = parse_config(config_dict, environ={**os.environ, **upstream_env()})
+    headers = {"Authorization": f"Bearer {TEAM_KEY}"}
+    for log_prompts in (False, True):
+        settings = Settings.from_env(
+            {}, database_url=f"sqlite:///{tmp_path}/p{log_prompts}.db", log_prompts=log_prompts
+        )
+        app = create_app(config, settings)
+        try:
+            caplog.clear()
+            with caplog.at_level(logging.INFO):
+                client = app.test_client()
+                client.post(URL, json=ask("MARKER-PROMPT-42 [[fake tokens=2]]"), headers=headers)
+                client.post(
+                    URL,
+                    json=ask("MARKER-STREAM-43 [[fake tokens=2]]", stream=True),
+                    headers=headers,
+                ).get_data()
+            prompt_lines = [r for r in caplog.records if r.name == "facade.prompts"]
+            logged = caplog.text
+            if not log_prompts:
+                assert "MARKER-" not in logged and prompt_lines == []
+            else:
+                assert len(prompt_lines) == 2
+                assert prompt_lines[0].prompt[0]["content"].startswith("MARKER-PROMPT-42")
+                assert prompt_lines[0].completion == ["tok0 tok1"]
+                assert prompt_lines[1].completion == ["tok0 tok1"]
+        finally:
+            app.facade_close()
