@@ -122,17 +122,10 @@ class ChatPipeline:
                 data = provider.complete(
                     ChatCall(body, model, target.model, cap, request_id, False, trace)
                 )
-                meter.finish()
-                self.gw.router.succeeded(model, target, meter.end - meter.start)
                 tokens = usage_tokens(data.get("usage"))
                 if tokens is None:
                     tokens = (estimate_messages(body["messages"]), _estimate_output(data))
-                metrics = meter.metrics(model, provider.name, target.model, *tokens, n)
-                data["model"] = model.name
-                data["metrics"] = metrics
-                self._record(outcome, model, target, provider.name, metrics)
-                admission.settle(model, metrics, request_id)
-                return data
+                return self._answered(data, tokens, model, target, n, meter, outcome, admission)
 
             return self._with_fallback(plan, request_id, outcome, attempt)
 
@@ -190,22 +183,27 @@ class ChatPipeline:
                 provider = self.gw.providers[target.provider]
                 call = EmbeddingCall(body, model, target.model, request_id, trace)
                 data = provider.embed(call)
-                meter.finish()
-                self.gw.router.succeeded(model, target, meter.end - meter.start)
-                usage = data.get("usage") or {}
-                tokens = usage.get("prompt_tokens")
+                tokens = (data.get("usage") or {}).get("prompt_tokens")
                 if not isinstance(tokens, int):
                     tokens = estimate_inputs(body["input"])
-                metrics = meter.metrics(model, provider.name, target.model, tokens, 0, n)
-                data["model"] = model.name
-                data["metrics"] = metrics
-                self._record(outcome, model, target, provider.name, metrics)
-                admission.settle(model, metrics, request_id)
-                return data
+                return self._answered(
+                    data, (tokens, 0), model, target, n, meter, outcome, admission
+                )
 
             return self._with_fallback(plan, request_id, outcome, attempt)
 
         return self._admitted(key, plan, body, request_id, run)
+
+    def _answered(self, data, tokens, model, target, n, meter, outcome, admission) -> dict:  # noqa: ANN001
+        """Measure a whole (non-streamed) answer, record it, settle its true cost."""
+        meter.finish()
+        self.gw.router.succeeded(model, target, meter.end - meter.start)
+        metrics = meter.metrics(model, target.provider, target.model, *tokens, n)
+        data["model"] = model.name
+        data["metrics"] = metrics
+        self._record(outcome, model, target, target.provider, metrics)
+        admission.settle(model, metrics, outcome.request_id)
+        return data
 
     def _stream_finisher(self, model, target, provider, call, meter, attempts, outcome, admission):
         def finish(usage: dict | None, error: FacadeError | None) -> dict:

@@ -31,6 +31,7 @@ from ..errors import UpstreamError
 from ..streaming.sse import SSEEvent
 from .anthropic_request import build_payload  # noqa: F401 - re-exported: the request half
 from .base import ChatCall
+from .common import event_json
 
 KIND = "anthropic"
 _FINISH = {
@@ -128,12 +129,7 @@ def translate_stream(events: Iterable[SSEEvent], call: ChatCall) -> Iterator[dic
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     for event in events:
-        try:
-            data = jsonutil.loads(event.data)
-        except jsonutil.JSONDecodeError:
-            raise UpstreamError("the upstream sent a stream event that is not JSON") from None
-        if not isinstance(data, dict):
-            raise UpstreamError("the upstream sent a stream event of an unexpected shape")
+        data = event_json(event)
         kind = data.get("type") or event.event
         if kind == "message_start":
             message = _dict(data.get("message"))

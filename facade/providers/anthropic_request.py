@@ -5,9 +5,9 @@ The decisions (what is lifted, merged, refused) are listed in anthropic.py's doc
 
 from __future__ import annotations
 
-from .. import jsonutil
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from .base import ChatCall
+from .common import tool_arguments
 
 KIND = "anthropic"
 # (parameter, does this value ask for what Claude cannot do?, why); top_logprobs needs logprobs.
@@ -216,25 +216,12 @@ def _assistant_blocks(message: dict, i: int, legacy: dict[str, list[str]]) -> li
                 "type": "tool_use",
                 "id": call["id"],
                 "name": function["name"],
-                "input": _arguments(function["arguments"], f"messages[{i}].tool_calls[{j}]"),
+                "input": tool_arguments(
+                    function["arguments"], f"messages[{i}].tool_calls[{j}]", KIND
+                ),
             }
         )
     return blocks
-
-
-def _arguments(arguments: str, param: str) -> dict:
-    if not arguments.strip():
-        return {}
-    try:
-        value = jsonutil.loads(arguments)
-    except jsonutil.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequestError(
-            "tool call arguments must be a JSON object for the anthropic provider",
-            param=f"{param}.function.arguments",
-        )
-    return value
 
 
 def _tool_result(call_id: str, content, i: int) -> dict:

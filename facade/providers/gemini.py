@@ -37,6 +37,7 @@ from ..config import ProviderConfig
 from ..errors import UnsupportedParameterError, UpstreamError
 from ..streaming.sse import SSEEvent
 from .base import ChatCall, EmbeddingCall
+from .common import event_json
 from .gemini_request import build_payload  # noqa: F401 - re-exported: the request half
 
 KIND = "gemini"
@@ -185,12 +186,7 @@ def translate_stream(events: Iterable[SSEEvent], call: ChatCall) -> Iterator[dic
     finished: set[int] = set()
     calls: dict[int, int] = {}  # candidate index -> tool calls given so far
     for event in events:
-        try:
-            data = jsonutil.loads(event.data)
-        except jsonutil.JSONDecodeError:
-            raise UpstreamError("the upstream sent a stream event that is not JSON") from None
-        if not isinstance(data, dict):
-            raise UpstreamError("the upstream sent a stream event of an unexpected shape")
+        data = event_json(event)
         if "error" in data:
             raise UpstreamError(_message_of(data) or "the upstream reported an error mid-stream")
         base = base or _base(data, call, "chat.completion.chunk")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .. import jsonutil
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from .base import ChatCall
+from .common import tool_arguments
 
 KIND = "gemini"
 _CONFIG = (  # OpenAI field, generationConfig field, default value that is left unsent
@@ -102,7 +103,7 @@ def _contents(messages: list[dict]) -> tuple[list[str], list[dict]]:
             for j, call in enumerate(calls):
                 function = call["function"]
                 names[call["id"]] = function["name"]
-                args = _arguments(function["arguments"], f"messages[{i}].tool_calls[{j}]")
+                args = tool_arguments(function["arguments"], f"messages[{i}].tool_calls[{j}]", KIND)
                 parts.append({"functionCall": {"name": function["name"], "args": args}})
             _append(contents, "model", parts)
         else:  # tool, or the legacy function role that names its function itself
@@ -157,21 +158,6 @@ def _inline(url: str, i: int, what: str) -> dict:
             f"messages[{i}].content", KIND, f"{what} must be sent inline as base64 data: URLs"
         )
     return {"inlineData": {"mimeType": head[5:-7], "data": data}}
-
-
-def _arguments(arguments: str, param: str) -> dict:
-    if not arguments.strip():
-        return {}
-    try:
-        value = jsonutil.loads(arguments)
-    except jsonutil.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequestError(
-            "tool call arguments must be a JSON object for the gemini provider",
-            param=f"{param}.function.arguments",
-        )
-    return value
 
 
 def _text(content, i: int, where: str) -> str:

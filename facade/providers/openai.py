@@ -13,6 +13,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamError
 from ..streaming.sse import SSEEvent
 from .base import ChatCall, EmbeddingCall
+from .common import event_json
 
 KIND = "openai"
 # Fields we set ourselves rather than pass through.
@@ -65,12 +66,7 @@ def translate_stream(events: Iterable[SSEEvent], call: ChatCall) -> Iterator[dic
         data = event.data
         if data == b"[DONE]":
             return
-        try:
-            chunk = jsonutil.loads(data)
-        except jsonutil.JSONDecodeError:
-            raise UpstreamError("the upstream sent a stream event that is not JSON") from None
-        if not isinstance(chunk, dict):
-            raise UpstreamError("the upstream sent a stream event of an unexpected shape")
+        chunk = event_json(event)
         if "error" in chunk and "choices" not in chunk:
             raise UpstreamError(_message_of(chunk) or "the upstream reported an error mid-stream")
         yield chunk
