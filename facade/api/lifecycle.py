@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from .. import observe
+from .. import observe, tracing
 from ..outcome import Outcome
 from .context import request_id
 
@@ -23,6 +23,8 @@ def register_lifecycle(app: Flask) -> None:
         )
         g.outcome = outcome
         observe.start(outcome)
+        if outcome.route not in QUIET_ROUTES:  # probes and scrapes get no span either
+            tracing.begin(outcome, request.environ)
 
     @app.after_request
     def _end(resp: Response) -> Response:

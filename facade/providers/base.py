@@ -20,6 +20,7 @@ class ChatCall:
     max_tokens: int | None  # the caller's cap (max_completion_tokens wins), or None
     request_id: str
     stream: bool
+    trace_headers: dict[str, str] | None = None  # W3C trace context for the upstream call
 
 
 @dataclass(slots=True)
@@ -28,6 +29,7 @@ class EmbeddingCall:
     model: ModelConfig
     upstream_model: str
     request_id: str
+    trace_headers: dict[str, str] | None = None
 
 
 class ChunkStream(ABC):

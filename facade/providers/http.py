@@ -41,12 +41,13 @@ class HTTPProvider(Provider):
         self.protocol = protocol
         self.upstream = Upstream(config, protocol.auth_headers(config), pool_size)
 
-    def _post(self, url: str, payload: dict, request_id: str):
+    def _post(self, url: str, payload: dict, call: ChatCall | EmbeddingCall):
         return self.upstream.post(
             url,
             jsonutil.dumps(payload),
-            request_id=request_id,
+            request_id=call.request_id,
             parse_error=self.protocol.error_message,
+            extra_headers=call.trace_headers,
         )
 
     def _read_json(self, resp) -> dict:
@@ -62,16 +63,14 @@ class HTTPProvider(Provider):
     def complete(self, call: ChatCall) -> dict:
         proto = self.protocol
         payload = proto.build_payload(call)
-        resp = self._post(
-            proto.chat_url(self.config, call.upstream_model, False), payload, call.request_id
-        )
+        resp = self._post(proto.chat_url(self.config, call.upstream_model, False), payload, call)
         return proto.parse_response(self._read_json(resp), call)
 
     def stream(self, call: ChatCall) -> ChunkStream:
         proto = self.protocol
         payload = proto.build_payload(call)
         url = proto.chat_url(self.config, call.upstream_model, True)
-        resp = self._post(url, payload, call.request_id)
+        resp = self._post(url, payload, call)
         events = decode_events(iter_body(resp, self.name))
         return HTTPChunkStream(resp, proto.translate_stream(events, call))
 
@@ -81,7 +80,7 @@ class HTTPProvider(Provider):
             return super().embed(call)
         payload = proto.build_embedding_payload(call)
         url = proto.embedding_url(self.config, call.upstream_model)
-        resp = self._post(url, payload, call.request_id)
+        resp = self._post(url, payload, call)
         return proto.parse_embedding_response(self._read_json(resp), call)
 
     def close(self) -> None:
