@@ -10,18 +10,27 @@ elsewhere). Usage is then settled and flushed as each relay ends.
 from __future__ import annotations
 
 import logging
+import socket
+import weakref
 
 from .errors import UnavailableError
 
 log = logging.getLogger("facade.drain")
 # Time left before gunicorn's hard stop for the error events to reach the clients.
 MARGIN_S = 2.0
+# Idle keep-alive connections may carry one last request (a readiness check that now gets
+# 503, with Connection: close) for this long; then they are closed.
+IDLE_GRACE_S = 2.0
 
 
 class Drain:
     def __init__(self, gateway) -> None:  # noqa: ANN001 - facade.gateway.Gateway
         self._gateway = gateway
         self._streams: set = set()
+        # Client connections between two requests. gunicorn's worker waits for every
+        # connection to end before it exits; an idle keep-alive one would hold it until the
+        # master's SIGKILL, and the exit hooks (usage flush, span export) would never run.
+        self._idle: weakref.WeakSet = weakref.WeakSet()
 
     @property
     def draining(self) -> bool:
@@ -32,6 +41,20 @@ class Drain:
 
     def untrack(self, relay) -> None:  # noqa: ANN001
         self._streams.discard(relay)
+
+    def connection_busy(self, environ: dict) -> None:
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            self._idle.discard(sock)
+
+    def connection_idle(self, environ: dict) -> None:
+        sock = environ.get("gunicorn.socket")
+        if sock is None:
+            return
+        if self._gateway.draining:
+            _shut(sock)  # gunicorn closes it too (Connection: close); no need to wait
+        else:
+            self._idle.add(sock)
 
     def begin(self, graceful_timeout_s: float) -> None:
         """Called from the worker's SIGTERM handler."""
@@ -45,10 +68,23 @@ class Drain:
         )
         import gevent
 
+        gevent.spawn_later(min(IDLE_GRACE_S, graceful_timeout_s), self._close_idle)
         gevent.spawn_later(max(0.0, graceful_timeout_s - MARGIN_S), self._cut)
+
+    def _close_idle(self) -> None:
+        for sock in list(self._idle):
+            _shut(sock)
+        self._idle.clear()
 
     def _cut(self) -> None:
         if self._streams:
             log.warning("drain deadline: ending %d streams with an error event", len(self._streams))
         for relay in list(self._streams):
             relay.interrupt(UnavailableError("the server is shutting down; retry the request"))
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from .. import observe, tracing
 from ..outcome import Outcome
@@ -23,6 +23,7 @@ def register_lifecycle(app: Flask) -> None:
         )
         g.outcome = outcome
         observe.start(outcome)
+        current_app.extensions["facade_drain"].connection_busy(request.environ)
         if outcome.route not in QUIET_ROUTES:  # probes and scrapes get no span either
             tracing.begin(outcome, request.environ)
 
@@ -32,4 +33,7 @@ def register_lifecycle(app: Flask) -> None:
         outcome = g.get("outcome")
         if outcome is not None and not outcome.stream:  # a stream ends in its relay
             observe.finish(outcome, resp.status_code, log=outcome.route not in QUIET_ROUTES)
+        # Idle only once the server has written the whole response (streams included).
+        drain, environ = current_app.extensions["facade_drain"], request.environ
+        resp.call_on_close(lambda: drain.connection_idle(environ))
         return resp

@@ -114,3 +114,21 @@ def test_streams_past_the_graceful_timeout_end_with_an_error_event(tmp_path, fak
     assert server.proc.wait(10) == 0
     assert time.monotonic() - sent < 4 + 2
     assert "Traceback" not in server.log()
+
+
+def test_idle_keep_alive_connections_do_not_hold_the_drain(tmp_path, fake_upstream):
+    server = start_gunicorn(tmp_path, base_config(fake_upstream.url), workers=2)
+    sessions = []
+    for _ in range(6):  # idle keep-alive connections, some on each worker
+        s = requests.Session()
+        s.trust_env = False
+        body = {"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        assert s.post(f"{server.url}/api/v1/chat/completions", json=body, headers=AUTH).ok
+        sessions.append(s)
+    sent = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+    assert time.monotonic() - sent < 4, "the workers waited for idle connections"
+    assert "Worker graceful timeout" not in server.log()
+    for s in sessions:
+        s.close()
