@@ -77,7 +77,11 @@ def test_sigterm_drains_50_streams(tmp_path, fake_upstream):
 
     sent = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
+    # The master passes SIGTERM on to the workers: poll over the kept-alive connection.
     ready = probe.get(f"{server.url}/readyz", timeout=2)
+    while ready.status_code == 200 and time.monotonic() - sent < 1.0:
+        time.sleep(0.02)
+        ready = probe.get(f"{server.url}/readyz", timeout=2)
     assert ready.status_code == 503 and time.monotonic() - sent < 1.0
     assert ready.json()["data"]["error"]["type"] == "unavailable"
     deadline = time.monotonic() + 2
