@@ -242,16 +242,16 @@ def main() -> None:
             ("facade CPU per relayed chunk", f"{cpu / max(1, fs.chunks) * 1e6:.1f} us"),
         ]
         # Paced like a model (10 chunks, 20 ms apart): what the facade adds before the first.
-        ds = run_for(up, direct_req(up_port, "bench-10-20", stream=True), 64, SECONDS)
-        fp = run_for(fa, facade_req(port, "paced", "sk-bench-plain", stream=True), 64, SECONDS)
-        rows += [
-            ("paced @64: first chunk p50, direct", ms(percentile(ds.first_chunk, 50))),
-            ("paced @64: first chunk p50, facade", ms(percentile(fp.first_chunk, 50))),
-            (
-                "first-chunk overhead p50",
-                ms(percentile(fp.first_chunk, 50) - percentile(ds.first_chunk, 50)),
-            ),
-        ]
+        for conc in (1, 64):
+            ds = run_for(up, direct_req(up_port, "bench-10-20", stream=True), conc, SECONDS)
+            fp = run_for(
+                fa, facade_req(port, "paced", "sk-bench-plain", stream=True), conc, SECONDS
+            )
+            d50, f50 = percentile(ds.first_chunk, 50), percentile(fp.first_chunk, 50)
+            rows += [
+                (f"paced @{conc}: first chunk p50 direct/facade", f"{ms(d50)} / {ms(f50)}"),
+                (f"paced @{conc}: first-chunk overhead p50", ms(f50 - d50)),
+            ]
 
         # 1000 streams held at once: 20 chunks 500 ms apart (10 s), opened over 4 s.
         slow = hold_streams(fa, facade_req(port, "slow", "sk-bench-plain", stream=True), 1000, 4.0)
