@@ -84,7 +84,19 @@ class Drain:
 
 
 def _shut(sock: socket.socket) -> None:
+    """Shut the connection down so its waiting reader sees a clean end of file.
+
+    gevent's own `shutdown()` would cancel that reader with an EBADF error instead, which
+    gunicorn logs as a failure; a duplicate of the descriptor shuts the same connection
+    down without touching the original object's waiters.
+    """
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        dup = socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
     except OSError:
-        pass  # already gone
+        return  # already closed
+    try:
+        dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        dup.close()
