@@ -2,20 +2,42 @@
 
 `admit` runs before any upstream call and may refuse (429); the returned `Admission` is
 settled with the true cost once the call is measured, or released if nothing was called.
+
+`StoreAccounting` does it for real. A key with no rpm, tpm or budget costs nothing here but an
+object: its usage is queued for the batched writer. A limited key costs one short write
+transaction (SQLite, or PostgreSQL without Redis) that checks and counts the rate and reserves
+the request's largest possible cost; with Redis, one script call for the rates plus one
+conditional upsert for the budget. Settling only queues: see `store/usage.py`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from typing import Protocol
 
 from .config import ModelConfig, TargetConfig
+from .errors import FacadeError, UnavailableError
 from .keys import ApiKey
+from .schemas.chat import output_cap
+from .settings import Settings
+from .store import Store
+from .store.limits import Ask, SqlLimits
+from .store.periods import PeriodClock
+from .store.schema import NANO
+from .store.usage import Settlement, UsageWriter
+from .tokens import estimate_inputs, estimate_messages
+
+log = logging.getLogger("facade.accounting")
 
 
 class Admission(Protocol):
-    def settle(self, model: ModelConfig, metrics: dict, request_id: str) -> None: ...
+    def settle(
+        self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200
+    ) -> None: ...
 
-    def release(self) -> None: ...
+    def release(self, error: BaseException | None = None) -> None: ...
 
 
 class Accounting(Protocol):
@@ -29,17 +51,194 @@ class Accounting(Protocol):
 
 
 class _FreeAdmission:
-    def settle(self, model: ModelConfig, metrics: dict, request_id: str) -> None:
+    def settle(self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200) -> None:
         return None
 
-    def release(self) -> None:
+    def release(self, error: BaseException | None = None) -> None:
         return None
 
 
 class NoAccounting:
-    """Counts nothing: for keys without limits, and before a store is configured."""
+    """Counts nothing: for a gateway built without a store (unit tests of the pipeline)."""
 
     _admission = _FreeAdmission()
 
     def admit(self, key, plan, body, request_id) -> Admission:  # noqa: ANN001
         return self._admission
+
+
+def largest_cost_nusd(plan: list[tuple[ModelConfig, TargetConfig]], input_tokens: int, cap):  # noqa: ANN001
+    """The most this request can cost: its input estimate plus its output cap, at the prices
+    of the most expensive model it may be routed to (auto plans hold several)."""
+    worst = 0.0
+    seen = None
+    for model, _target in plan:
+        if model is seen:
+            continue
+        seen = model
+        out = cap if cap is not None else model.max_output_tokens
+        worst = max(worst, input_tokens * model.input_cost_per_1m + out * model.output_cost_per_1m)
+    return math.ceil(worst * (NANO / 1_000_000))
+
+
+class StoreAdmission:
+    """One admitted request; settles or releases exactly once."""
+
+    __slots__ = (
+        "acct", "key", "first", "request_id", "ts", "day", "period_start", "reserved", "slot",
+        "tokens",
+    )  # fmt: skip
+
+    def __init__(self, acct, key, plan, request_id, ts, period_start):  # noqa: ANN001
+        self.acct = acct
+        self.key = key
+        self.first = plan[0]
+        self.request_id = request_id
+        self.ts = ts
+        self.day = acct.clock.day(ts)
+        self.period_start = period_start
+        self.reserved = 0
+        self.slot: int | None = None
+        self.tokens = 0
+
+    def settle(self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200) -> None:
+        if self.acct is None:
+            return
+        acct, self.acct = self.acct, None
+        cost = round(metrics["cost_usd"] * NANO)
+        used = metrics["input_tokens"] + metrics["output_tokens"]
+        usage = (
+            self.ts,
+            self.day,
+            self.key.id,
+            model.name,
+            metrics.get("provider"),
+            metrics.get("upstream_model"),
+            metrics["input_tokens"],
+            metrics["output_tokens"],
+            cost,
+            metrics.get("latency_s", 0.0),
+            status,
+            request_id,
+        )
+        delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
+        acct.writer.add(
+            Settlement(usage, self.key.id, self.period_start, cost, self.reserved, self.slot, delta)
+        )
+
+    def release(self, error: BaseException | None = None) -> None:
+        """The call failed before any answer: nothing spent; the reservation goes back."""
+        if self.acct is None:
+            return
+        acct, self.acct = self.acct, None
+        status = error.status if isinstance(error, FacadeError) else 502
+        model, target = self.first
+        usage = (
+            self.ts,
+            self.day,
+            self.key.id,
+            model.name,
+            target.provider,
+            target.model,
+            0,
+            0,
+            0,
+            round(time.time() - self.ts, 6),
+            status,
+            self.request_id,
+        )
+        delta = -self.tokens if self.slot is not None and self.key.tpm else 0
+        acct.writer.add(
+            Settlement(usage, self.key.id, self.period_start, 0, self.reserved, self.slot, delta)
+        )
+
+
+class StoreAccounting:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.limits = SqlLimits(store)
+        self.redis = None
+        if settings.redis_url:
+            from .store.redis_rates import RedisRates
+
+            self.redis = RedisRates(settings.redis_url, settings.redis_prefix)
+        self.writer = UsageWriter(
+            store,
+            self.redis,
+            flush_s=settings.usage_flush_s,
+            retention_days=settings.usage_retention_days,
+        )
+        self.clock = PeriodClock()
+        self.writer.prune_usage()
+
+    def admit(self, key, plan, body, request_id) -> StoreAdmission:  # noqa: ANN001
+        now = time.time()
+        admission = StoreAdmission(
+            self, key, plan, request_id, now, self.clock.start(key.budget_period, now)
+        )
+        if key.rpm is None and key.tpm is None and key.budget_usd is None:
+            return admission
+        if "messages" in body:
+            cap = output_cap(body)
+            input_tokens = estimate_messages(body["messages"])
+        else:  # embeddings: input only
+            cap = 0
+            input_tokens = estimate_inputs(body.get("input") or "")
+        budget = key.budget_usd
+        ask = Ask(
+            key_id=key.id,
+            key_name=key.name,
+            rpm=key.rpm,
+            tpm=key.tpm,
+            tokens=input_tokens + (cap or 0),
+            budget_nusd=None if budget is None else round(budget * NANO),
+            reserve_nusd=0 if budget is None else largest_cost_nusd(plan, input_tokens, cap),
+            period=key.budget_period,
+            period_start=admission.period_start,
+        )
+        try:
+            admission.slot = self._admit(ask, now)
+        except FacadeError:
+            raise
+        except Exception:
+            log.exception("the limits store failed", extra={"request_id": request_id})
+            raise UnavailableError(
+                "the store that enforces limits and budgets is unreachable; try again"
+            ) from None
+        admission.reserved = ask.reserve_nusd
+        admission.tokens = ask.tokens
+        return admission
+
+    def _admit(self, ask: Ask, now: float) -> int | None:
+        if self.redis is None or not ask.rated:
+            return self.limits.admit(ask, now)
+        slot = self.redis.admit(ask)
+        if ask.budget_nusd is not None:
+            try:
+                self.limits.reserve(ask, now)
+            except BaseException:
+                self.redis.refund(ask.key_id, slot, ask.tokens if ask.tpm else 0)
+                raise
+        return slot
+
+    def readiness_problem(self) -> str | None:
+        try:
+            self.store.ping()
+        except Exception as err:
+            log.warning("store unreachable: %s", type(err).__name__)
+            return "the database is unreachable"
+        if self.redis is not None:
+            try:
+                self.redis.ping()
+            except Exception as err:
+                log.warning("redis unreachable: %s", type(err).__name__)
+                return "redis is unreachable"
+        return None
+
+    def flush(self) -> int:
+        return self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.redis is not None:
+            self.redis.close()

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.json.provider import JSONProvider
 from flask_smorest import Api
 
-from . import jsonutil
+from . import jsonutil, tracing
 from .config import Config, load_config, warn_demo
 from .drain import Drain
 from .gateway import Gateway
@@ -90,4 +90,15 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
     app.extensions["facade_drain"] = drain
     app.facade_drain = drain.begin  # gunicorn.conf.py calls it on the worker's SIGTERM
     app.facade_close = gateway.close
+    tracing_shutdown = tracing.configure(settings)  # per worker process; None when off
+    if tracing_shutdown is not None:
+        close = app.facade_close
+
+        def close_then_flush_traces() -> None:
+            try:
+                close()
+            finally:
+                tracing_shutdown()
+
+        app.facade_close = close_then_flush_traces
     return app

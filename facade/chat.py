@@ -105,8 +105,8 @@ class ChatPipeline:
         admission = self.gw.accounting.admit(key, plan, body, request_id)
         try:
             return run(admission)
-        except BaseException:
-            admission.release()
+        except BaseException as exc:
+            admission.release(exc)
             raise
 
     def complete(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
@@ -215,7 +215,7 @@ class ChatPipeline:
                 self.gw.router.succeeded(model, target, metrics["latency_s"])
             outcome.status = error.status if error else 200
             self._record(outcome, model, target, provider, metrics)
-            admission.settle(model, metrics, call.request_id)
+            admission.settle(model, metrics, call.request_id, status=outcome.status)
             return metrics
 
         return finish

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import logging
 
-from .accounting import Accounting, NoAccounting
+from .accounting import Accounting, NoAccounting, StoreAccounting
 from .chat import ChatPipeline
 from .config import Config
-from .errors import AuthenticationError
+from .errors import AuthenticationError, UnavailableError
 from .keys import ApiKey, ConfigKeyRing, bearer_token, hash_key
 from .providers import Provider, build_provider
 from .router import Router
 from .settings import Settings
+from .store import Store
+from .store.keystore import KeyStore
 
 log = logging.getLogger("facade")
 
 
 class Gateway:
-    def __init__(self, config: Config, settings: Settings, accounting: Accounting | None = None):
+    def __init__(
+        self,
+        config: Config,
+        settings: Settings,
+        accounting: Accounting | None = None,
+        store: Store | None = None,
+    ):
         self.config = config
         self.settings = settings
         self.providers: dict[str, Provider] = {
@@ -26,22 +34,46 @@ class Gateway:
         }
         self.router = Router(config)
         self.keyring = ConfigKeyRing(config)
+        self.store = store
+        self.keystore: KeyStore | None = None
+        if store is not None:
+            self.keystore = KeyStore(store, set(config.models))
+            accounting = accounting or StoreAccounting(store, settings)
         self.accounting: Accounting = accounting or NoAccounting()
+        # The admin key is never a chat key, even if a config key has the same text.
+        self._admin_digest = hash_key(settings.admin_key) if settings.admin_key else None
         self.chat = ChatPipeline(self)
         self.draining = False
 
     def authenticate(self, authorization: str | None) -> ApiKey:
         token = bearer_token(authorization)
-        key = self.keyring.lookup(hash_key(token))
-        if key is None:
+        digest = hash_key(token)
+        key = self.keyring.lookup(digest)  # config keys: a dict access, no store cost
+        if key is None and self.keystore is not None and digest != self._admin_digest:
+            key = self._stored_key(digest)
+        if key is None or digest == self._admin_digest:
             raise AuthenticationError("invalid API key")
         if key.expired():
             raise AuthenticationError("this API key has expired")
         return key
 
+    def _stored_key(self, digest: str) -> ApiKey | None:
+        try:
+            return self.keystore.lookup(digest)
+        except AuthenticationError:
+            raise
+        except Exception:
+            log.exception("key lookup failed")
+            raise UnavailableError("the key store is unreachable; try again") from None
+
     def close(self) -> None:
         for provider in self.providers.values():
             provider.close()
+        close = getattr(self.accounting, "close", None)
+        if close is not None:
+            close()
+        if self.store is not None:
+            self.store.close()
 
     def readiness_problem(self) -> str | None:
         """Why this instance cannot serve now, or None."""

@@ -9,6 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,3 +191,65 @@ def wait_ready(server: Server, timeout: float = 30) -> None:
         time.sleep(0.05)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"gunicorn did not become healthy:\n{server.log()}")
+
+
+# -- the store's real servers: PostgreSQL and Redis (tests fail, never skip, without them) ----
+PG_TEST_URL = os.environ.get("FACADE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("FACADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ADMIN_KEY = "adm-SECRET-5c8e1f"
+
+
+def _pg_admin():
+    import psycopg
+
+    dsn = PG_TEST_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as err:
+        raise RuntimeError(
+            f"these tests need PostgreSQL at {PG_TEST_URL} (.ci/run starts it): {err}"
+        ) from None
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (`facade_test_<random>`), dropped afterwards."""
+    name = f"facade_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_TEST_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def redis_namespace() -> Iterator[tuple[str, str]]:
+    """(url, key prefix) on the test Redis; every key under the prefix is deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as err:
+        client.close()
+        raise RuntimeError(
+            f"these tests need Redis at {REDIS_TEST_URL} (.ci/run starts it): {err}"
+        ) from None
+    prefix = f"facade-test-{uuid.uuid4().hex[:10]}:"
+    try:
+        yield REDIS_TEST_URL, prefix
+    finally:
+        stale = list(client.scan_iter(match=prefix + "*"))
+        if stale:
+            client.delete(*stale)
+        client.close()
+
+
+def admin_headers(key: str = ADMIN_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def chat_body(text: str = "hello", model: str = "gpt-test", **fields) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **fields}

@@ -1,0 +1,136 @@
+"""Admin API bodies and answers: keys and the usage report.
+
+A key takes the fields of a key in the config file plus `expires_at` and `metadata`. Unknown
+fields are refused (`Meta.unknown = RAISE`) and types are JSON types as sent, so a typo or a
+`"rpm": "600"` is a 400 naming the field instead of a key with no limit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from .. import jsonutil
+from ..store.periods import PERIODS
+from .fields import StrictInteger, StrictNumber, StrictString, one_of
+
+MAX_METADATA_BYTES = 4096
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _small_json(value: dict) -> None:
+    if len(jsonutil.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValidationError(f"Must be at most {MAX_METADATA_BYTES} bytes of JSON.")
+
+
+class IsoDateTime(fields.AwareDateTime):
+    """An ISO 8601 date-time string; one without a zone is taken as UTC."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(format="iso", default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any):  # noqa: ANN206
+        if not isinstance(value, str):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class KeyUpdateSchema(_Strict):
+    """Fields to change; `null` clears rpm, tpm, budget_usd and expires_at."""
+
+    name = StrictString(validate=validate.Length(min=1, max=128))
+    models = fields.List(
+        StrictString(validate=validate.Length(min=1, max=128)),
+        metadata={"description": 'Models the key may use; "*" for all; none: no model.'},
+    )
+    rpm = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    tpm = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    budget_usd = StrictNumber(allow_none=True, validate=validate.Range(min=0))
+    budget_period = StrictString(validate=one_of(*PERIODS))
+    expires_at = IsoDateTime(
+        allow_none=True, metadata={"description": "ISO 8601; without a zone, UTC."}
+    )
+    metadata = fields.Dict(
+        keys=StrictString(validate=validate.Length(min=1, max=64)),
+        validate=_small_json,
+        metadata={"description": "Free-form labels, e.g. team and owner."},
+    )
+
+
+class KeyCreateSchema(KeyUpdateSchema):
+    """A new key: only `name` is required; no `models` means no model (default deny)."""
+
+    name = StrictString(required=True, validate=validate.Length(min=1, max=128))
+
+    @post_load
+    def _defaults(self, data: dict, **_: Any) -> dict:
+        return {"models": [], "budget_period": "monthly", "metadata": {}, **data}
+
+
+class KeySchema(Schema):
+    id = fields.String(metadata={"example": "key-3f9c2a1b7d4e6f80"})
+    prefix = fields.String(metadata={"description": "The first 8 characters of the key."})
+    name = fields.String()
+    models = fields.List(fields.String())
+    rpm = fields.Integer(allow_none=True)
+    tpm = fields.Integer(allow_none=True)
+    budget_usd = fields.Float(allow_none=True)
+    budget_period = fields.String()
+    expires_at = fields.DateTime(allow_none=True)
+    metadata = fields.Dict()
+    source = fields.String(
+        metadata={"description": '"store" (admin API, CLI) or "config" (the file: read-only).'}
+    )
+    created_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+    period_start = fields.String(
+        metadata={"description": "Start (UTC day) of the current budget period."}
+    )
+    spend_usd = fields.Float(metadata={"description": "Settled spend in the current period."})
+    reserved_usd = fields.Float(
+        metadata={"description": "Held for requests in flight (released as they settle)."}
+    )
+
+
+class KeyCreatedSchema(KeySchema):
+    key = fields.String(metadata={"description": "The plaintext key: shown this once only."})
+
+
+class KeyListSchema(Schema):
+    object = fields.String(metadata={"example": "list"})
+    data = fields.List(fields.Nested(KeySchema))
+
+
+class KeyListQuerySchema(_Strict):
+    include_revoked = fields.Boolean(load_default=False)
+
+
+class UsageQuerySchema(_Strict):
+    date_from = fields.Date(data_key="from", metadata={"description": "First day (UTC)."})
+    date_to = fields.Date(data_key="to", metadata={"description": "Last day (UTC), included."})
+    key_id = StrictString()
+    model = StrictString()
+
+
+class UsageRowSchema(Schema):
+    day = fields.String(metadata={"example": "2026-01-31"})
+    key_id = fields.String()
+    key_name = fields.String(allow_none=True)
+    model = fields.String()
+    requests = fields.Integer()
+    input_tokens = fields.Integer()
+    output_tokens = fields.Integer()
+    cost_usd = fields.Float()
+
+
+class UsageReportSchema(Schema):
+    date_from = fields.String(data_key="from")
+    date_to = fields.String(data_key="to")
+    rows = fields.List(fields.Nested(UsageRowSchema))

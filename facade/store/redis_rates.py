@@ -1,0 +1,102 @@
+"""Rate limits shared by every replica: one Lua script, one Redis round trip per request.
+
+Same model as the database limiter (one-second slots, a request counts for 60 s), kept
+in one hash per key (`r:<slot>` requests, `t:<slot>` tokens) that expires a minute after its
+last use. The script reads Redis's own clock, so replicas with skewed clocks agree, and runs
+atomically, so the check and the increment cannot interleave with another replica's.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from .limits import WINDOW_S, Ask, rate_error, too_many_tokens
+
+ADMIT = """
+local rpm, tpm, need = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local slot = tonumber(t[1])
+local now = slot + tonumber(t[2]) / 1000000
+local oldest = slot - tonumber(ARGV[4])
+local flat = redis.call('HGETALL', KEYS[1])
+local requests, tokens, rs, ts, stale = 0, 0, {}, {}, {}
+for i = 1, #flat, 2 do
+  local s, v = tonumber(string.sub(flat[i], 3)), tonumber(flat[i + 1])
+  if s <= oldest then
+    stale[#stale + 1] = flat[i]
+  elseif string.sub(flat[i], 1, 1) == 'r' then
+    requests = requests + v
+    rs[#rs + 1] = s .. ':' .. v
+  else
+    tokens = tokens + v
+    ts[#ts + 1] = s .. ':' .. v
+  end
+end
+if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+if rpm > 0 and requests + 1 > rpm then
+  return {0, 'rpm', requests, tostring(now), rs}
+end
+if tpm > 0 and tokens + need > tpm then
+  return {0, 'tpm', tokens, tostring(now), ts}
+end
+redis.call('HINCRBY', KEYS[1], 'r:' .. slot, 1)
+if need > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. slot, need) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]) + 1)
+return {1, slot}
+"""
+
+# Add to a slot only while it is still in the window (a late correction must not revive it).
+ADJUST = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 0
+"""
+
+
+class RedisRates:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+        )
+        self.prefix = prefix
+        self._admit = self.client.register_script(ADMIT)
+        self._adjust = self.client.register_script(ADJUST)
+
+    def _key(self, key_id: str) -> str:
+        return f"{self.prefix}rate:{key_id}"
+
+    def admit(self, ask: Ask) -> int:
+        """Count the request or raise 429; returns the slot it was counted in."""
+        if ask.tpm and ask.tokens > ask.tpm:
+            raise too_many_tokens(ask)
+        tokens = ask.tokens if ask.tpm else 0
+        result = self._admit(
+            keys=[self._key(ask.key_id)], args=[ask.rpm or 0, ask.tpm or 0, tokens, WINDOW_S]
+        )
+        if result[0] == 1:
+            return int(result[1])
+        kind, used, now = result[1].decode(), int(result[2]), float(result[3])
+        slots = sorted(tuple(map(int, e.split(b":"))) for e in result[4])
+        raise rate_error(kind, ask, slots, used, now)
+
+    def refund(self, key_id: str, slot: int, tokens: int) -> None:
+        """Take back a counted request whose budget reservation then failed."""
+        self._adjust(keys=[self._key(key_id)], args=[f"r:{slot}", -1, f"t:{slot}", -tokens])
+
+    def correct(self, deltas: dict[tuple[str, int], int]) -> None:
+        """Settle tpm: estimated tokens out, true tokens in, one pipeline for the batch."""
+        if not deltas:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for (key_id, slot), delta in deltas.items():
+            self._adjust(keys=[self._key(key_id)], args=[f"t:{slot}", delta], client=pipe)
+        pipe.execute()
+
+    def ping(self) -> None:
+        self.client.ping()
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,77 @@
+"""The current shape of the store's tables, for SQLAlchemy Core queries (admin, reports).
+
+The DDL that creates and changes them is in `migrations.py`; keep the two in step.
+Timestamps are UTC epoch seconds; money is integer nano-dollars (`*_nusd`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+NANO = 1_000_000_000  # nano-dollars per dollar
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(8), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("models", Text, nullable=False),  # JSON list
+    Column("rpm", Integer),
+    Column("tpm", Integer),
+    Column("budget_usd", Float),
+    Column("budget_period", String(8), nullable=False),
+    Column("expires_at", Float),
+    Column("metadata_json", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Column("version", Integer, nullable=False),
+)
+
+budget_ledger = Table(
+    "budget_ledger",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("period_start", String(10), primary_key=True),
+    Column("spent_nusd", BigInteger, nullable=False),
+    Column("reserved_nusd", BigInteger, nullable=False),
+)
+
+rate_slots = Table(
+    "rate_slots",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("slot", BigInteger, primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("provider", String(64)),
+    Column("upstream_model", String(256)),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cost_nusd", BigInteger, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("request_id", String(128), nullable=False),
+)
+
+
+def to_nusd(usd: float) -> int:
+    return round(usd * NANO)
+
+
+def to_usd(nusd: int | None) -> float:
+    return round((nusd or 0) / NANO, 9)

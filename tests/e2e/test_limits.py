@@ -1,0 +1,221 @@
+"""Limits and budgets through real gunicorn processes with gevent workers.
+
+SQLite shared by the workers of one instance; PostgreSQL and Redis shared by two instances.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import (
+    ADMIN_KEY,
+    admin_headers,
+    base_config,
+    chat_body,
+    pg_database,
+    redis_namespace,
+    start_gunicorn,
+    wait_ready,
+)
+
+ADMIN = admin_headers()
+KEYS = "/api/v1/admin/keys"
+CHAT = "/api/v1/chat/completions"
+# The budget test's request: the fake answers 100 tokens to a 3-word prompt; Facade reserves
+# its estimate of the prompt (22 chars: 6 + 7 tokens) plus the 100-token cap, at 1/2 USD per 1M.
+BUDGET_TEXT = "go [[fake tokens=100]]"
+RESERVE_USD = (13 * 1.0 + 100 * 2.0) / 1e6
+COST_USD = (3 * 1.0 + 100 * 2.0) / 1e6
+
+
+def http() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    # Responses kept by a test would otherwise hold keep-alive connections open, and a
+    # stopping worker waits for those until the graceful timeout.
+    session.headers["Connection"] = "close"
+    return session
+
+
+def create_key(url: str, **fields) -> dict:
+    with http() as s:
+        resp = s.post(
+            f"{url}{KEYS}", json={"name": "e2e", "models": ["*"], **fields}, headers=ADMIN
+        )
+    assert resp.status_code == 201, resp.text
+    return resp.json()["data"]
+
+
+def key_view(url: str, key_id: str) -> dict:
+    with http() as s:
+        return s.get(f"{url}{KEYS}/{key_id}", headers=ADMIN, timeout=10).json()["data"]
+
+
+def post_chat(url: str, key: str, body: dict) -> requests.Response:
+    with http() as s:  # a fresh connection each: spread over the workers
+        return s.post(
+            f"{url}{CHAT}", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+
+
+def in_parallel(calls: list) -> list[requests.Response]:
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def wait_for(check, timeout: float = 10):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def server(fake_upstream, tmp_path_factory):
+    srv = start_gunicorn(
+        tmp_path_factory.mktemp("limits"),
+        base_config(fake_upstream.url),
+        workers=2,
+        env={"FACADE_ADMIN_KEY": ADMIN_KEY},
+    )
+    yield srv
+    assert srv.stop() == 0
+
+
+def test_100_concurrent_requests_on_a_budget_for_10_serve_at_most_10(server):
+    key = create_key(server.url, budget_usd=RESERVE_USD * 10.5, budget_period="daily")
+    body = chat_body(BUDGET_TEXT, max_tokens=100)
+    answers = in_parallel([lambda: post_chat(server.url, key["key"], body)] * 100)
+    served = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code != 200]
+    assert len(served) == 10
+    for resp in refused:
+        out = resp.json()
+        assert resp.status_code == 429 and out["data"]["error"]["type"] == "budget_exceeded"
+        assert "budget" in out["message"] and int(resp.headers["Retry-After"]) > 0
+    costs = [r.json()["data"]["metrics"]["cost_usd"] for r in served]
+    assert costs == [pytest.approx(COST_USD)] * 10
+
+    def settled() -> dict | None:
+        view = key_view(server.url, key["id"])
+        return view if view["reserved_usd"] == 0 else None
+
+    view = wait_for(settled)
+    assert view, "the reservations were never settled"
+    assert view["spend_usd"] == pytest.approx(sum(costs), abs=1e-9)
+    # Settled, the budget has room for no further reservation either.
+    assert post_chat(server.url, key["key"], body).status_code == 429
+
+
+def test_rpm_is_exact_across_two_workers(server):
+    key = create_key(server.url, rpm=10)
+    answers = in_parallel([lambda: post_chat(server.url, key["key"], chat_body("hi"))] * 20)
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] * 10 + [429] * 10
+    for resp in answers:
+        if resp.status_code == 429:
+            assert resp.json()["data"]["error"]["type"] == "rate_limit_exceeded"
+            assert 1 <= int(resp.headers["Retry-After"]) <= 60
+
+
+def test_tpm_refuses_once_the_tokens_are_spent(server):
+    key = create_key(server.url, tpm=250)
+    # Each counts 113 tokens at admission and 103 once settled: the third never fits.
+    body = chat_body(BUDGET_TEXT, max_tokens=100)
+    codes = [post_chat(server.url, key["key"], body).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_revoked_and_expired_keys_are_refused_at_once_on_every_worker(server):
+    revoked = create_key(server.url)
+    expiring = create_key(server.url)
+    soon = create_key(server.url, expires_at=(datetime.now(UTC) + timedelta(seconds=2)).isoformat())
+    for key in (revoked, expiring, soon):
+        answers = in_parallel([lambda k=key: post_chat(server.url, k["key"], chat_body("hi"))] * 30)
+        assert {r.status_code for r in answers} == {200}
+    with http() as s:
+        assert s.delete(f"{server.url}{KEYS}/{revoked['id']}", headers=ADMIN).status_code == 200
+        past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+        resp = s.patch(
+            f"{server.url}{KEYS}/{expiring['id']}", json={"expires_at": past}, headers=ADMIN
+        )
+        assert resp.status_code == 200
+    time.sleep(max(0.0, datetime.fromisoformat(soon["expires_at"]).timestamp() - time.time()))
+    for key, why in ((revoked, "revoked"), (expiring, "expired"), (soon, "expired")):
+        answers = in_parallel([lambda k=key: post_chat(server.url, k["key"], chat_body("hi"))] * 30)
+        assert {r.status_code for r in answers} == {401}, key
+        assert all(why in r.json()["message"] for r in answers)
+
+
+def test_key_plaintext_never_reaches_the_database_or_the_log(fake_upstream, tmp_path):
+    srv = start_gunicorn(
+        tmp_path, base_config(fake_upstream.url), env={"FACADE_ADMIN_KEY": ADMIN_KEY}
+    )
+    secrets = [ADMIN_KEY]
+    try:
+        key = create_key(srv.url, rpm=100, tpm=100_000, budget_usd=1)
+        secrets.append(key["key"])
+        assert post_chat(srv.url, key["key"], chat_body("hi")).status_code == 200
+        with http() as s:
+            rotated = s.post(f"{srv.url}{KEYS}/{key['id']}/rotate", headers=ADMIN).json()["data"]
+        secrets.append(rotated["key"])
+        assert post_chat(srv.url, rotated["key"], chat_body("hi")).status_code == 200
+        assert post_chat(srv.url, key["key"], chat_body("hi")).status_code == 401
+    finally:
+        assert srv.stop() == 0
+    files = sorted(Path(tmp_path).glob("facade.db*"))
+    assert files, "no database file"
+    stored = b"".join(f.read_bytes() for f in files)
+    assert key["id"].encode() in stored  # the key is there, by id and hash only
+    for secret in secrets:
+        assert secret.encode() not in stored
+        assert secret not in srv.log()
+
+
+def test_two_instances_share_rpm_and_budget_on_postgresql_and_redis(fake_upstream, tmp_path):
+    config = base_config(fake_upstream.url)
+    with pg_database() as db_url, redis_namespace() as (redis_url, prefix):
+        env = {
+            "FACADE_ADMIN_KEY": ADMIN_KEY,
+            "FACADE_DATABASE_URL": db_url,
+            "FACADE_REDIS_URL": redis_url,
+            "FACADE_REDIS_PREFIX": prefix,
+        }
+        a = start_gunicorn(tmp_path, config, env=env, wait=False)
+        b = start_gunicorn(tmp_path, config, env=env, wait=False)  # both migrate at once
+        try:
+            wait_ready(a)
+            wait_ready(b)
+            urls = [a.url, b.url]
+            limited = create_key(a.url, rpm=10)
+            calls = [
+                lambda i=i: post_chat(urls[i % 2], limited["key"], chat_body("hi"))
+                for i in range(20)
+            ]
+            assert sorted(r.status_code for r in in_parallel(calls)) == [200] * 10 + [429] * 10
+
+            budget = create_key(b.url, budget_usd=RESERVE_USD * 6.5, budget_period="total")
+            body = chat_body(BUDGET_TEXT, max_tokens=100)
+            calls = [lambda i=i: post_chat(urls[i % 2], budget["key"], body) for i in range(40)]
+            served = [r for r in in_parallel(calls) if r.status_code == 200]
+            assert len(served) == 6
+            costs = sum(r.json()["data"]["metrics"]["cost_usd"] for r in served)
+            view = wait_for(lambda: (v := key_view(a.url, budget["id"]))["reserved_usd"] == 0 and v)
+            assert view and view["spend_usd"] == pytest.approx(costs, abs=1e-9)
+
+            with http() as s:
+                assert s.delete(f"{b.url}{KEYS}/{limited['id']}", headers=ADMIN).status_code == 200
+            assert post_chat(a.url, limited["key"], chat_body("hi")).status_code == 401
+            with http() as s:
+                assert s.get(f"{a.url}/readyz").status_code == 200
+        finally:
+            assert a.stop() == 0
+            assert b.stop() == 0

@@ -1,0 +1,160 @@
+"""StoreAccounting, the seam the pipeline calls: admit, settle, release."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from facade.accounting import StoreAccounting, largest_cost_nusd
+from facade.config import parse_config
+from facade.errors import BudgetExceededError, RateLimitError, UpstreamTimeoutError
+from facade.keys import ApiKey
+from facade.settings import Settings
+from facade.store.schema import budget_ledger, usage_records
+from facade.tokens import estimate_inputs
+
+CONFIG = parse_config(
+    {
+        "providers": [{"name": "sim", "kind": "simulator"}],
+        "models": [
+            {
+                "name": "cheap",
+                "targets": [{"provider": "sim", "model": "a"}, {"provider": "sim", "model": "b"}],
+                "input_cost_per_1m": 1.0,
+                "output_cost_per_1m": 2.0,
+                "max_output_tokens": 1000,
+            },
+            {
+                "name": "dear",
+                "targets": [{"provider": "sim", "model": "c"}],
+                "input_cost_per_1m": 10.0,
+                "output_cost_per_1m": 30.0,
+                "max_output_tokens": 500,
+            },
+        ],
+    }
+)
+CHEAP, DEAR = CONFIG.models["cheap"], CONFIG.models["dear"]
+PLAN = [(CHEAP, t) for t in CHEAP.targets]
+AUTO = PLAN + [(DEAR, DEAR.targets[0])]
+BODY = {"messages": [{"role": "user", "content": "x" * 40}]}  # 10 + 4 + 3 = 17 tokens
+
+
+def key(**fields) -> ApiKey:
+    return ApiKey(**{"id": "key-1", "name": "one", "prefix": "sk-one", "models": ("*",), **fields})
+
+
+def metrics(input_tokens: int, output_tokens: int, model=CHEAP) -> dict:  # noqa: ANN001
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": round(model.cost_usd(input_tokens, output_tokens), 10),
+        "latency_s": 0.2,
+        "provider": "sim",
+        "upstream_model": "a",
+    }
+
+
+@pytest.fixture
+def acct(store):
+    accounting = StoreAccounting(store, Settings.from_env({}))
+    yield accounting
+    accounting.close()
+
+
+def ledger(store) -> tuple[int, int]:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(budget_ledger.c.spent_nusd, budget_ledger.c.reserved_nusd)).one()
+    return tuple(row)
+
+
+def test_the_reservation_is_the_dearest_model_in_the_plan():
+    assert largest_cost_nusd(PLAN, 17, None) == (17 * 1 + 1000 * 2) * 1000
+    assert largest_cost_nusd(PLAN, 17, 10) == (17 * 1 + 10 * 2) * 1000
+    assert largest_cost_nusd(AUTO, 17, None) == (17 * 10 + 500 * 30) * 1000
+
+
+def test_reserve_then_settle_to_the_true_cost(acct, store):
+    admission = acct.admit(key(budget_usd=1.0), PLAN, {**BODY, "max_tokens": 100}, "r1")
+    assert ledger(store) == (0, (17 + 200) * 1000)
+    admission.settle(CHEAP, metrics(5, 7), "r1")
+    admission.settle(CHEAP, metrics(5, 7), "r1")  # once only
+    acct.flush()
+    assert ledger(store) == ((5 + 14) * 1000, 0)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(usage_records)).mappings().all()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["key_id"], row["model"], row["input_tokens"], row["output_tokens"]) == (
+        "key-1",
+        "cheap",
+        5,
+        7,
+    )
+    assert (row["cost_nusd"], row["status"], row["request_id"]) == (19_000, 200, "r1")
+
+
+def test_release_gives_the_reservation_back_and_records_the_failure(acct, store):
+    admission = acct.admit(key(budget_usd=1.0, tpm=10_000), PLAN, BODY, "r2")
+    admission.release(UpstreamTimeoutError("slow"))
+    acct.flush()
+    assert ledger(store) == (0, 0)
+    with store.engine.connect() as conn:
+        row = conn.execute(select(usage_records)).mappings().one()
+    assert (row["status"], row["cost_nusd"], row["provider"], row["request_id"]) == (
+        504,
+        0,
+        "sim",
+        "r2",
+    )
+
+
+def test_a_key_without_limits_touches_no_table_until_the_flush(acct, store):
+    admission = acct.admit(key(), PLAN, BODY, "r3")
+    assert admission.slot is None and admission.reserved == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(select(budget_ledger)).all() == []
+    admission.settle(CHEAP, metrics(3, 4), "r3")
+    acct.flush()
+    assert ledger(store) == (11_000, 0)
+
+
+def test_limits_refuse_with_429(acct):
+    limited = key(rpm=1)
+    acct.admit(limited, PLAN, BODY, "a")
+    with pytest.raises(RateLimitError):
+        acct.admit(limited, PLAN, BODY, "b")
+    with pytest.raises(BudgetExceededError, match="budget"):
+        acct.admit(key(id="key-2", budget_usd=0.0001), PLAN, BODY, "c")
+
+
+def test_embeddings_reserve_their_input_only(acct, store):
+    acct.admit(key(budget_usd=1.0), PLAN, {"model": "cheap", "input": ["abcd" * 10]}, "e")
+    assert ledger(store)[1] == largest_cost_nusd(PLAN, estimate_inputs(["abcd" * 10]), 0)
+
+
+def test_redis_rates_with_a_database_budget(store, redis_ns):
+    url, prefix = redis_ns
+    acct = StoreAccounting(store, Settings.from_env({}, redis_url=url, redis_prefix=prefix))
+    try:
+        limited = key(rpm=2, budget_usd=(17 + 20) * 1.5e-6)  # covers one request of 10 tokens
+        body = {**BODY, "max_tokens": 10}
+        first = acct.admit(limited, PLAN, body, "a")
+        with pytest.raises(BudgetExceededError):
+            acct.admit(limited, PLAN, body, "b")  # refused by budget: its rpm is refunded
+        first.release()
+        acct.flush()
+        acct.admit(limited, PLAN, body, "c")
+        with pytest.raises(RateLimitError):
+            acct.admit(limited, PLAN, body, "d")
+        assert acct.readiness_problem() is None
+    finally:
+        acct.close()
+
+
+def test_readiness_names_what_is_down(store):
+    acct = StoreAccounting(store, Settings.from_env({}, redis_url="redis://127.0.0.1:1/0"))
+    try:
+        assert acct.readiness_problem() == "redis is unreachable"
+    finally:
+        acct.close()

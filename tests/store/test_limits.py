@@ -1,0 +1,152 @@
+"""Rate limits and budget reservations: exact under real concurrency, on every backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from facade.errors import BudgetExceededError, RateLimitError
+from facade.store.limits import Ask, SqlLimits, retry_after
+from facade.store.redis_rates import RedisRates
+from facade.store.schema import budget_ledger
+
+
+def ask(**fields) -> Ask:
+    base = dict(
+        key_id="key-1",
+        key_name="one",
+        rpm=None,
+        tpm=None,
+        tokens=10,
+        budget_nusd=None,
+        reserve_nusd=0,
+        period="monthly",
+        period_start="2026-01-01",
+    )
+    return Ask(**{**base, **fields})
+
+
+def race(n: int, fn) -> tuple[list, list[BaseException]]:
+    """Run fn n times at once on real threads; (results, errors)."""
+    results: list = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n)
+
+    def one() -> None:
+        barrier.wait()
+        try:
+            results.append(fn())
+        except (RateLimitError, BudgetExceededError) as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+def test_retry_after_is_when_enough_has_left_the_window():
+    slots = [(100, 3), (110, 2), (130, 5)]
+    assert retry_after(slots, 1, now=120.5) == pytest.approx(39.5)  # slot 100 frees at 160
+    assert retry_after(slots, 4, now=120.5) == pytest.approx(49.5)  # needs slot 110 too
+    assert retry_after(slots, 99, now=120.5) == 60
+
+
+def test_rpm_is_exact_under_concurrency(store):
+    limits = SqlLimits(store)
+    results, errors = race(20, lambda: limits.admit(ask(rpm=10), time.time()))
+    assert len(results) == 10 and len(errors) == 10
+    for err in errors:
+        assert err.type == "rate_limit_exceeded" and "10 requests per minute" in err.message
+        assert 1 <= int(err.headers["Retry-After"]) <= 60
+
+
+def test_tpm_counts_tokens_and_refuses_a_request_larger_than_it(store):
+    limits = SqlLimits(store)
+    now = time.time()
+    limits.admit(ask(tpm=100, tokens=60), now)
+    with pytest.raises(RateLimitError, match="100 tokens per minute") as err:
+        limits.admit(ask(tpm=100, tokens=50), now)
+    assert 1 <= int(err.value.headers["Retry-After"]) <= 60
+    limits.admit(ask(tpm=100, tokens=40), now)
+    with pytest.raises(RateLimitError, match="may use 500 tokens"):
+        limits.admit(ask(tpm=100, tokens=500), now)
+
+
+def test_the_window_slides(store):
+    limits = SqlLimits(store)
+    then = time.time() - 59.5
+    limits.admit(ask(rpm=1), then)
+    with pytest.raises(RateLimitError):
+        limits.admit(ask(rpm=1), then + 30)
+    limits.admit(ask(rpm=1), then + 60.5)
+
+
+def test_budget_reservations_are_exact_under_concurrency(store):
+    limits = SqlLimits(store)
+    one = ask(budget_nusd=10_500, reserve_nusd=1_000)  # the budget covers 10 reservations
+    results, errors = race(40, lambda: limits.admit(one, time.time()))
+    assert len(results) == 10 and len(errors) == 30
+    assert all("budget" in err.message and err.type == "budget_exceeded" for err in errors)
+    assert all(0 < int(err.headers["Retry-After"]) for err in errors)  # until the next month
+    with store.engine.connect() as conn:
+        row = conn.execute(budget_ledger.select()).mappings().one()
+    assert (row["spent_nusd"], row["reserved_nusd"]) == (0, 10_000)
+
+
+def test_a_refused_budget_counts_no_request(store):
+    limits = SqlLimits(store)
+    now = time.time()
+    limits.admit(ask(rpm=5, budget_nusd=1_000, reserve_nusd=600), now)
+    for _ in range(3):
+        with pytest.raises(BudgetExceededError):
+            limits.admit(ask(rpm=5, budget_nusd=1_000, reserve_nusd=600), now)
+    for _ in range(4):  # the refused ones did not use up the rpm
+        limits.admit(ask(rpm=5), now)
+
+
+def test_a_request_dearer_than_the_whole_budget_is_refused_at_once(store):
+    with pytest.raises(BudgetExceededError, match="whole monthly budget"):
+        SqlLimits(store).admit(ask(budget_nusd=100, reserve_nusd=101), time.time())
+
+
+def test_total_budget_has_no_retry_after(store):
+    limits = SqlLimits(store)
+    total = ask(budget_nusd=100, reserve_nusd=100, period="total", period_start="total")
+    limits.admit(total, time.time())
+    with pytest.raises(BudgetExceededError) as err:
+        limits.admit(total, time.time())
+    assert "Retry-After" not in err.value.headers
+
+
+def test_redis_rpm_is_exact_and_refund_gives_the_request_back(redis_ns):
+    url, prefix = redis_ns
+    rates = RedisRates(url, prefix)
+    try:
+        results, errors = race(20, lambda: rates.admit(ask(rpm=10)))
+        assert len(results) == 10 and len(errors) == 10
+        assert all(1 <= int(e.headers["Retry-After"]) <= 60 for e in errors)
+        rates.refund("key-1", results[0], 0)
+        rates.admit(ask(rpm=10))
+        with pytest.raises(RateLimitError):
+            rates.admit(ask(rpm=10))
+    finally:
+        rates.close()
+
+
+def test_redis_tpm_is_corrected_at_settle(redis_ns):
+    url, prefix = redis_ns
+    rates = RedisRates(url, prefix)
+    try:
+        slot = rates.admit(ask(tpm=100, tokens=90))
+        with pytest.raises(RateLimitError, match="tokens per minute"):
+            rates.admit(ask(tpm=100, tokens=20))
+        rates.correct({("key-1", slot): -50})  # it used 40, not 90
+        rates.admit(ask(tpm=100, tokens=20))
+        rates.ping()
+    finally:
+        rates.close()
