@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import threading
 import time
 
@@ -59,6 +60,12 @@ def text_of(evs: list) -> str:
     )
 
 
+def usage_statuses(tmp_path) -> list[int]:
+    """Usage rows the instance left in its SQLite store (start_gunicorn's default)."""
+    with sqlite3.connect(tmp_path / "facade.db") as db:
+        return [row[0] for row in db.execute("SELECT status FROM usage_records ORDER BY status")]
+
+
 def refused(server) -> bool:
     host, port = server.url.removeprefix("http://").split(":")
     try:
@@ -99,6 +106,7 @@ def test_sigterm_drains_50_streams(tmp_path, fake_upstream):
     assert code == 0 and time.monotonic() - sent < 10 + 2, "exit inside the grace period"
     probe.close()
     assert "Traceback" not in server.log()
+    assert usage_statuses(tmp_path) == [200] * 50, "every stream's usage flushed on exit"
 
 
 def test_streams_past_the_graceful_timeout_end_with_an_error_event(tmp_path, fake_upstream):
@@ -118,6 +126,7 @@ def test_streams_past_the_graceful_timeout_end_with_an_error_event(tmp_path, fak
     assert server.proc.wait(10) == 0
     assert time.monotonic() - sent < 4 + 2
     assert "Traceback" not in server.log()
+    assert usage_statuses(tmp_path) == [503] * 5
 
 
 def test_idle_keep_alive_connections_do_not_hold_the_drain(tmp_path, fake_upstream):
