@@ -86,8 +86,8 @@ def start_facade(tmp: Path, upstream_port: int, extra_env: dict | None = None):
         FACADE_BIND=f"127.0.0.1:{port}",
         FACADE_WORKERS="1",
         FACADE_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
     proc = spawn(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         env,
@@ -200,10 +200,26 @@ def ms(x: float) -> str:
 
 
 def main() -> None:
+    """BENCH_STORE=pg measures limits on PostgreSQL + Redis (a scratch database and prefix)."""
+    if os.environ.get("BENCH_STORE") == "pg":
+        from tests.support import pg_database, redis_namespace
+
+        with pg_database() as db_url, redis_namespace() as (redis_url, prefix):
+            store = {
+                "FACADE_DATABASE_URL": db_url,
+                "FACADE_REDIS_URL": redis_url,
+                "FACADE_REDIS_PREFIX": prefix,
+            }
+            run(store, "PostgreSQL + Redis")
+    else:
+        run({}, "SQLite")
+
+
+def run(store_env: dict, store_name: str) -> None:
     raise_fd_limit()
     tmp = Path(tempfile.mkdtemp(prefix="facade-bench-"))
     upstream, up_port = start_upstream()
-    facade, port, worker = start_facade(tmp, up_port)
+    facade, port, worker = start_facade(tmp, up_port, store_env)
     up, fa = ("127.0.0.1", up_port), ("127.0.0.1", port)
     rows: list[tuple[str, str]] = []
     try:

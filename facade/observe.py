@@ -72,13 +72,26 @@ IN_FLIGHT = Gauge(
 )
 
 
+_children: dict = {}
+
+
+def _child(metric, *values: str):  # noqa: ANN001, ANN202
+    """`metric.labels(*values)`, memoised: label values are bounded by design (routes,
+    configured models and providers, statuses), and labels() costs a lock and checks."""
+    key = (id(metric), values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
 def start(outcome: Outcome) -> None:
     IN_FLIGHT.inc()
     outcome.started = time.perf_counter()
 
 
 def upstream_failed(provider: str, error_type: str) -> None:
-    UPSTREAM_ERRORS.labels(provider, error_type).inc()
+    _child(UPSTREAM_ERRORS, provider, error_type).inc()
 
 
 def finish(outcome: Outcome, status: int, *, log: bool = True) -> None:
@@ -91,16 +104,16 @@ def finish(outcome: Outcome, status: int, *, log: bool = True) -> None:
     model = outcome.model or "none"
     provider = outcome.provider or "none"
     code = str(status)
-    REQUESTS.labels(outcome.route, model, provider, code).inc()
-    DURATION.labels(outcome.route, model, code).observe(duration)
+    _child(REQUESTS, outcome.route, model, provider, code).inc()
+    _child(DURATION, outcome.route, model, code).observe(duration)
     if outcome.attempts == 0 and outcome.error_type in ("rate_limit_exceeded", "budget_exceeded"):
-        REJECTIONS.labels(outcome.error_type).inc()  # the key's limits, not an upstream's 429
+        _child(REJECTIONS, outcome.error_type).inc()  # the key's limits, not an upstream's 429
     metrics = outcome.metrics
     if metrics:
-        TTFT.labels(model, provider).observe(metrics["time_to_first_token_s"])
-        TOKENS.labels(model, provider, "input").inc(metrics["input_tokens"])
-        TOKENS.labels(model, provider, "output").inc(metrics["output_tokens"])
-        COST.labels(model, provider).inc(metrics["cost_usd"])
+        _child(TTFT, model, provider).observe(metrics["time_to_first_token_s"])
+        _child(TOKENS, model, provider, "input").inc(metrics["input_tokens"])
+        _child(TOKENS, model, provider, "output").inc(metrics["output_tokens"])
+        _child(COST, model, provider).inc(metrics["cost_usd"])
     if log:
         access_log.info("request", extra=access_fields(outcome, status, duration))
     if outcome.prompt is not None:  # FACADE_LOG_PROMPTS is on
