@@ -30,11 +30,11 @@ class JSONFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    # Our lines carry neither source locations nor thread or process names: skip the stack
-    # walk and lookups logging does for every record (its documented optimisation knobs).
+    # No line here carries a source location or a thread name: skip the stack walk and the
+    # lookups logging does for every record (its documented optimisation knobs). The process
+    # id stays: gunicorn's own format prints it.
     logging._srcfile = None
     logging.logThreads = False
-    logging.logProcesses = False
     logging.logMultiprocessing = False
     root = logging.getLogger()
     if any(getattr(h, "_facade", False) for h in root.handlers):
