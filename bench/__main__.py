@@ -56,7 +56,7 @@ def config(upstream_port: int) -> dict:
         "models": [
             {"name": "bench", "targets": [{"provider": "bench", "model": "bench"}], **model},
             {"name": "stream", "targets": [{"provider": "bench", "model": "bench-50-0"}], **model},
-            {"name": "paced", "targets": [{"provider": "bench", "model": "bench-10-20"}], **model},
+            {"name": "paced", "targets": [{"provider": "bench", "model": "bench-100-20"}], **model},
             {"name": "slow", "targets": [{"provider": "bench", "model": "bench-20-500"}], **model},
         ],
         "keys": [
@@ -257,12 +257,13 @@ def run(store_env: dict, store_name: str) -> None:
             ("streams @64 flat out: chunks", f"{fs.chunks} in {fs.completed}, errors {fs.errors}"),
             ("facade CPU per relayed chunk", f"{cpu / max(1, fs.chunks) * 1e6:.1f} us"),
         ]
-        # Paced like a model (10 chunks, 20 ms apart): what the facade adds before the first.
+        # Paced like a model (100 chunks, 20 ms apart: 2 s streams, 50 tokens/s): what the
+        # facade adds before the first chunk, alone and among 64 concurrent streams.
         for conc in (1, 64):
-            ds = run_for(up, direct_req(up_port, "bench-10-20", stream=True), conc, SECONDS)
-            fp = run_for(
-                fa, facade_req(port, "paced", "sk-bench-plain", stream=True), conc, SECONDS
-            )
+            direct = direct_req(up_port, "bench-100-20", stream=True)
+            paced = facade_req(port, "paced", "sk-bench-plain", stream=True)
+            ds = run_for(up, direct, conc, SECONDS, stagger_s=2.0)
+            fp = run_for(fa, paced, conc, SECONDS, stagger_s=2.0)
             d50, f50 = percentile(ds.first_chunk, 50), percentile(fp.first_chunk, 50)
             rows += [
                 (f"paced @{conc}: first chunk p50 direct/facade", f"{ms(d50)} / {ms(f50)}"),

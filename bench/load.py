@@ -106,13 +106,23 @@ class Connection:
 
 
 def run_for(
-    addr: tuple[str, int], raw: bytes, concurrency: int, seconds: float, requests: int = 0
+    addr: tuple[str, int],
+    raw: bytes,
+    concurrency: int,
+    seconds: float,
+    requests: int = 0,
+    stagger_s: float = 0.0,
 ) -> Result:
-    """Keep `concurrency` connections busy for `seconds` (or `requests` each, if given)."""
-    total = Result()
-    deadline = time.perf_counter() + seconds
+    """Keep `concurrency` connections busy for `seconds` (or `requests` each, if given).
 
-    def worker() -> None:
+    `stagger_s` spreads the connections' first requests over that time, as independent
+    clients arrive; without it, long streams start and restart in lockstep bursts.
+    """
+    total = Result()
+    deadline = time.perf_counter() + seconds + stagger_s
+
+    def worker(i: int) -> None:
+        gevent.sleep(stagger_s * i / concurrency)
         conn = Connection(addr)
         mine = Result()
         n = 0
@@ -122,7 +132,7 @@ def run_for(
         conn.close()
         total.merge(mine)
 
-    gevent.joinall([gevent.spawn(worker) for _ in range(concurrency)])
+    gevent.joinall([gevent.spawn(worker, i) for i in range(concurrency)])
     return total
 
 
