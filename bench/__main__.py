@@ -284,7 +284,8 @@ def run(store_env: dict, store_name: str) -> None:
         upstream.wait(5)
     width = max(len(k) for k, _ in rows)
     print(
-        f"\nFacade benchmark ({SECONDS:.0f} s per phase, 1 gevent worker, {os.cpu_count()} cores)"
+        f"\nFacade benchmark ({SECONDS:.0f} s per phase, 1 gevent worker,"
+        f" {os.cpu_count()} cores, store: {store_name})"
     )
     for k, v in rows:
         print(f"  {k.ljust(width)}  {v}")
