@@ -10,7 +10,7 @@ from ..schemas.responses import ChatCompletionChunkSchema, ChatCompletionSchema
 from ..streaming.hangup import HangupWatch
 from ..streaming.relay import SSE_HEADERS, Relay
 from .blueprint import EnvelopeBlueprint, envelope_schema, error_responses
-from .context import authenticate, caller, gateway, request_id
+from .context import authenticate, caller, gateway, refuse_when_draining, request_id
 
 blp = EnvelopeBlueprint(
     "chat", __name__, url_prefix="/api/v1", description="Chat completions in the envelope."
@@ -41,6 +41,7 @@ CHAT_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 429, 502, 503, 504)
 
 def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
     """Run the pipeline for the caller; shared by the enveloped and the plain routes."""
+    refuse_when_draining()
     gw = gateway()
     rid = request_id()
     outcome = g.outcome

@@ -7,6 +7,7 @@ import uuid
 
 from flask import current_app, g, request
 
+from ..errors import UnavailableError
 from ..gateway import Gateway
 from ..keys import ApiKey
 
@@ -37,6 +38,15 @@ def caller() -> ApiKey:
         if outcome is not None:
             outcome.key_name, outcome.key_prefix = key.name, key.prefix
     return key
+
+
+def refuse_when_draining() -> None:
+    """New model calls are refused while the instance drains: another replica should serve
+    them, and this one has only the graceful timeout left to finish what it has."""
+    if gateway().draining:
+        raise UnavailableError(
+            "the server is draining; retry the request", headers={"Retry-After": "1"}
+        )
 
 
 def authenticate() -> None:

@@ -7,7 +7,7 @@ from flask import Response, g
 from ..envelope import ok_bytes
 from ..schemas.embeddings import EmbeddingRequestSchema
 from .blueprint import EnvelopeBlueprint, envelope_schema, error_responses
-from .context import authenticate, caller, gateway, request_id
+from .context import authenticate, caller, gateway, refuse_when_draining, request_id
 
 blp = EnvelopeBlueprint(
     "embeddings", __name__, url_prefix="/api/v1", description="Embeddings in the envelope."
@@ -25,6 +25,7 @@ EMBEDDINGS_DOC = {
 
 def run_embeddings(body: dict) -> dict:
     """Run the pipeline for the caller; shared by the enveloped and the plain routes."""
+    refuse_when_draining()
     gw = gateway()
     if gw.settings.log_prompts:
         g.outcome.prompt = body["input"]

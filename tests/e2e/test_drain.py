@@ -80,6 +80,9 @@ def test_sigterm_drains_50_streams(tmp_path, fake_upstream):
     probe = requests.Session()
     probe.trust_env = False
     assert probe.get(f"{server.url}/readyz").status_code == 200  # a kept-alive connection
+    late_client = requests.Session()
+    late_client.trust_env = False
+    assert late_client.get(f"{server.url}/healthz").status_code == 200
     results, threads = open_streams(server, 50, "tokens=10 drip=0.3")
 
     sent = time.monotonic()
@@ -91,6 +94,14 @@ def test_sigterm_drains_50_streams(tmp_path, fake_upstream):
         ready = probe.get(f"{server.url}/readyz", timeout=2)
     assert ready.status_code == 503 and time.monotonic() - sent < 1.0
     assert ready.json()["data"]["error"]["type"] == "unavailable"
+    # A new model call on a kept-alive connection is refused too: another replica takes it.
+    late = late_client.post(
+        f"{server.url}/api/v1/chat/completions",
+        json={"model": "gpt-test", "messages": [{"role": "user", "content": "late"}]},
+        headers=AUTH,
+        timeout=5,
+    )
+    assert late.status_code == 503 and late.json()["data"]["error"]["type"] == "unavailable"
     deadline = time.monotonic() + 2
     while not refused(server):
         assert time.monotonic() < deadline, "still accepting new connections while draining"
@@ -105,6 +116,7 @@ def test_sigterm_drains_50_streams(tmp_path, fake_upstream):
     code = server.proc.wait(15)
     assert code == 0 and time.monotonic() - sent < 10 + 2, "exit inside the grace period"
     probe.close()
+    late_client.close()
     assert "Traceback" not in server.log()
     assert usage_statuses(tmp_path) == [200] * 50, "every stream's usage flushed on exit"
 
