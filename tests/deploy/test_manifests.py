@@ -296,18 +296,18 @@ def test_probes_hit_the_app_endpoints_on_the_app_port(name):
         assert get.get("scheme", "HTTP") == "HTTP"
 
 
-def _app_sources() -> list[Path]:
-    files = [p for p in (ROOT / "facade").rglob("*.py") if p.stat().st_size]
-    return files + ([ROOT / "wsgi.py"] if (ROOT / "wsgi.py").exists() else [])
+def test_probe_paths_are_served_by_the_app(tmp_path):
+    from facade import create_app
+    from facade.settings import Settings
 
-
-def test_probe_paths_are_served_by_the_app():
-    sources = _app_sources()
-    if not any(p.is_relative_to(ROOT / "facade") for p in sources):
-        pytest.skip("the facade package has no code yet")
-    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
-    for path in ("/healthz", "/readyz"):
-        assert f'"{path}"' in text or f"'{path}'" in text, f"no route {path} in facade/"
+    # The built-in demo config: no network, no secrets needed.
+    app = create_app(settings=Settings.from_env({}, database_url=f"sqlite:///{tmp_path}/f.db"))
+    try:
+        client = app.test_client()
+        for path in ("/healthz", "/readyz"):
+            assert client.get(path).status_code == 200, f"the app does not serve {path}"
+    finally:
+        app.facade_close()
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
