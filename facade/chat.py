@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from . import observe, tracing
 from .accounting import Admission
@@ -100,11 +101,15 @@ class ChatPipeline:
             return result
         raise last
 
-    def _admitted(self, key: ApiKey, plan, body: dict, request_id: str, run):  # noqa: ANN001
-        """Run with a budget/limit admission, released if no upstream answer comes of it."""
+    def _call(self, key: ApiKey, plan, body: dict, request_id: str, outcome: Outcome, attempt):  # noqa: ANN001
+        """Admit the request (limits, budget), then try the plan with fallback.
+
+        `attempt(admission, model, target, n, trace)` makes one upstream attempt; the
+        admission is released if no upstream answer comes of any of them.
+        """
         admission = self.gw.accounting.admit(key, plan, body, request_id)
         try:
-            return run(admission)
+            return self._with_fallback(plan, request_id, outcome, partial(attempt, admission))
         except BaseException as exc:
             admission.release(exc)
             raise
@@ -113,23 +118,20 @@ class ChatPipeline:
         plan = self._plan(body, key)
         cap = output_cap(body)
 
-        def run(admission: Admission) -> dict:
-            def attempt(
-                model: ModelConfig, target: TargetConfig, n: int, trace: dict | None
-            ) -> dict:
-                meter = Meter()
-                provider = self.gw.providers[target.provider]
-                data = provider.complete(
-                    ChatCall(body, model, target.model, cap, request_id, False, trace)
-                )
-                tokens = usage_tokens(data.get("usage"))
-                if tokens is None:
-                    tokens = (estimate_messages(body["messages"]), _estimate_output(data))
-                return self._answered(data, tokens, model, target, n, meter, outcome, admission)
+        def attempt(
+            admission: Admission, model: ModelConfig, target: TargetConfig, n: int, trace
+        ) -> dict:
+            meter = Meter()
+            provider = self.gw.providers[target.provider]
+            data = provider.complete(
+                ChatCall(body, model, target.model, cap, request_id, False, trace)
+            )
+            tokens = usage_tokens(data.get("usage"))
+            if tokens is None:
+                tokens = (estimate_messages(body["messages"]), _estimate_output(data))
+            return self._answered(data, tokens, model, target, n, meter, outcome, admission)
 
-            return self._with_fallback(plan, request_id, outcome, attempt)
-
-        return self._admitted(key, plan, body, request_id, run)
+        return self._call(key, plan, body, request_id, outcome, attempt)
 
     def open_stream(
         self, body: dict, key: ApiKey, request_id: str, outcome: Outcome
@@ -138,61 +140,51 @@ class ChatPipeline:
         cap = output_cap(body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        def run(admission: Admission) -> OpenedStream:
-            def attempt(
-                model: ModelConfig, target: TargetConfig, n: int, trace: dict | None
-            ) -> OpenedStream:
-                meter = Meter()
-                provider = self.gw.providers[target.provider]
-                call = ChatCall(body, model, target.model, cap, request_id, True, trace)
+        def attempt(
+            admission: Admission, model: ModelConfig, target: TargetConfig, n: int, trace
+        ) -> OpenedStream:
+            meter = Meter()
+            provider = self.gw.providers[target.provider]
+            call = ChatCall(body, model, target.model, cap, request_id, True, trace)
 
-                def open_first() -> tuple[ChunkStream, dict]:
-                    stream = provider.stream(call)
-                    try:
-                        first = next(iter(stream), None)
-                    except BaseException:
-                        stream.close()
-                        raise
-                    if first is None:
-                        stream.close()
-                        raise UpstreamError(f"upstream {provider.name} sent an empty stream")
-                    return stream, first
+            def open_first() -> tuple[ChunkStream, dict]:
+                stream = provider.stream(call)
+                try:
+                    first = next(iter(stream), None)
+                except BaseException:
+                    stream.close()
+                    raise
+                if first is None:
+                    stream.close()
+                    raise UpstreamError(f"upstream {provider.name} sent an empty stream")
+                return stream, first
 
-                opened = open_bounded(open_first, self.gw.settings.sse_keepalive_s)
-                stream, first = (None, opened) if isinstance(opened, PendingFirst) else opened
-                finish = self._stream_finisher(
-                    model, target, provider.name, call, meter, n, outcome, admission
-                )
-                return OpenedStream(
-                    first, stream, call, provider.name, meter, n, include_usage, finish
-                )
+            opened = open_bounded(open_first, self.gw.settings.sse_keepalive_s)
+            stream, first = (None, opened) if isinstance(opened, PendingFirst) else opened
+            finish = self._stream_finisher(
+                model, target, provider.name, call, meter, n, outcome, admission
+            )
+            return OpenedStream(first, stream, call, provider.name, meter, n, include_usage, finish)
 
-            return self._with_fallback(plan, request_id, outcome, attempt)
-
-        return self._admitted(key, plan, body, request_id, run)
+        return self._call(key, plan, body, request_id, outcome, attempt)
 
     def embed(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
         model = self.gw.router.embedding_model(body["model"], key)
         plan = [(model, target) for target in self.gw.router.plan(model)]
 
-        def run(admission: Admission) -> dict:
-            def attempt(
-                model: ModelConfig, target: TargetConfig, n: int, trace: dict | None
-            ) -> dict:
-                meter = Meter()
-                provider = self.gw.providers[target.provider]
-                call = EmbeddingCall(body, model, target.model, request_id, trace)
-                data = provider.embed(call)
-                tokens = (data.get("usage") or {}).get("prompt_tokens")
-                if not isinstance(tokens, int):
-                    tokens = estimate_inputs(body["input"])
-                return self._answered(
-                    data, (tokens, 0), model, target, n, meter, outcome, admission
-                )
+        def attempt(
+            admission: Admission, model: ModelConfig, target: TargetConfig, n: int, trace
+        ) -> dict:
+            meter = Meter()
+            provider = self.gw.providers[target.provider]
+            call = EmbeddingCall(body, model, target.model, request_id, trace)
+            data = provider.embed(call)
+            tokens = (data.get("usage") or {}).get("prompt_tokens")
+            if not isinstance(tokens, int):
+                tokens = estimate_inputs(body["input"])
+            return self._answered(data, (tokens, 0), model, target, n, meter, outcome, admission)
 
-            return self._with_fallback(plan, request_id, outcome, attempt)
-
-        return self._admitted(key, plan, body, request_id, run)
+        return self._call(key, plan, body, request_id, outcome, attempt)
 
     def _answered(self, data, tokens, model, target, n, meter, outcome, admission) -> dict:  # noqa: ANN001
         """Measure a whole (non-streamed) answer, record it, settle its true cost."""

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from facade import create_app
+from facade.settings import Settings
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 
 def generated() -> dict:
-    app = create_app()
+    with tempfile.TemporaryDirectory() as tmp:
+        return _spec(Settings.from_env({}, database_url=f"sqlite:///{tmp}/facade.db"))
+
+
+def _spec(settings: Settings) -> dict:
+    app = create_app(settings=settings)
     try:
         return app.test_client().get("/openapi.json").get_json()
     finally:
