@@ -19,15 +19,14 @@ from typing import Protocol
 
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError
+from .estimates import estimate_inputs, estimate_messages, output_cap
 from .keys import ApiKey
-from .schemas.chat import output_cap
 from .settings import Settings
 from .store import Store
 from .store.limits import Ask, SqlLimits
 from .store.periods import PeriodClock
 from .store.schema import NANO
 from .store.usage import Settlement, UsageWriter
-from .tokens import estimate_inputs, estimate_messages
 
 log = logging.getLogger("facade.accounting")
 

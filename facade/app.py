@@ -9,13 +9,14 @@ from flask import Flask
 from flask.json.provider import JSONProvider
 from flask_smorest import Api
 
-from . import jsonutil, tracing
+from . import jsonutil
 from .config import Config, load_config, warn_demo
 from .drain import Drain
 from .gateway import Gateway
-from .logs import configure_logging
-from .schemas.responses import ErrorEnvelopeSchema
+from .schemas.answers import ErrorEnvelopeSchema
 from .settings import Settings
+from .telemetry import tracing
+from .telemetry.logs import configure_logging
 
 log = logging.getLogger("facade")
 API_VERSION = "1.0.0"
@@ -90,7 +91,9 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
     app.extensions["facade_drain"] = drain
     app.facade_drain = drain.begin  # gunicorn.conf.py calls it on the worker's SIGTERM
     app.facade_close = gateway.close
-    tracing_shutdown = tracing.configure(settings)  # per worker process; None when off
+    tracing_shutdown = tracing.configure(
+        settings, version=API_VERSION
+    )  # per worker process; None when off
     if tracing_shutdown is not None:
         close = app.facade_close
 

@@ -11,9 +11,9 @@ from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from . import admin, jsonutil
+from . import jsonutil, key_admin
 from .errors import FacadeError
-from .schemas.admin import KeyCreateSchema, KeyUpdateSchema
+from .schemas.admin_bodies import KeyCreateSchema, KeyUpdateSchema
 from .store.periods import PERIODS
 from .validation import flatten_errors
 
@@ -120,7 +120,7 @@ def _show(view: dict) -> str:
 def create(**given) -> None:  # noqa: ANN003
     """Create a key and print its plaintext (shown this once)."""
     fields = _fields(given, KeyCreateSchema())
-    view, plaintext = _run(lambda: admin.create_key(_gateway(), fields))
+    view, plaintext = _run(lambda: key_admin.create_key(_gateway(), fields))
     click.echo(_show(view))
     click.echo(f"key (shown once, store it now): {plaintext}")
 
@@ -130,7 +130,7 @@ def create(**given) -> None:  # noqa: ANN003
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
 def list_(include_revoked: bool, as_json: bool) -> None:
     """List keys from the config file and the store, with their spend this period."""
-    for view in _run(lambda: admin.list_keys(_gateway(), include_revoked)):
+    for view in _run(lambda: key_admin.list_keys(_gateway(), include_revoked)):
         if as_json:
             click.echo(jsonutil.dumps(view).decode())
         else:
@@ -143,14 +143,14 @@ def list_(include_revoked: bool, as_json: bool) -> None:
 def update(key_id: str, **given) -> None:  # noqa: ANN003
     """Change a key's fields; 'none' clears rpm, tpm, budget or expiry."""
     changes = _fields(given, KeyUpdateSchema())
-    click.echo(_show(_run(lambda: admin.update_key(_gateway(), key_id, changes))))
+    click.echo(_show(_run(lambda: key_admin.update_key(_gateway(), key_id, changes))))
 
 
 @keys_cli.command("revoke")
 @click.argument("key_id")
 def revoke(key_id: str) -> None:
     """Revoke a key: refused at once everywhere."""
-    view = _run(lambda: admin.revoke_key(_gateway(), key_id))
+    view = _run(lambda: key_admin.revoke_key(_gateway(), key_id))
     click.echo(f"revoked {view['id']} ({view['name']})")
 
 
@@ -158,6 +158,6 @@ def revoke(key_id: str) -> None:
 @click.argument("key_id")
 def rotate(key_id: str) -> None:
     """Give a key a new plaintext (printed once); the old one stops working."""
-    view, plaintext = _run(lambda: admin.rotate_key(_gateway(), key_id))
+    view, plaintext = _run(lambda: key_admin.rotate_key(_gateway(), key_id))
     click.echo(_show(view))
     click.echo(f"new key (shown once, store it now): {plaintext}")

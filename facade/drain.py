@@ -36,7 +36,7 @@ class Drain:
     def draining(self) -> bool:
         return self._gateway.draining
 
-    def track(self, relay) -> None:  # noqa: ANN001 - facade.streaming.relay.Relay
+    def track(self, relay) -> None:  # noqa: ANN001 - facade.api.relay.Relay
         self._streams.add(relay)
 
     def untrack(self, relay) -> None:  # noqa: ANN001

@@ -42,7 +42,7 @@ def fail_event(err: FacadeError, request_id: str | None) -> bytes:
 
 
 class EnvelopeStream:
-    """Presents a stream as enveloped SSE events (see facade.streaming.relay.Presenter)."""
+    """Presents a stream as enveloped SSE events (see facade.api.relay.Presenter)."""
 
     done = DONE_EVENT
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from .accounting import Accounting, NoAccounting, StoreAccounting
-from .chat import ChatPipeline
 from .config import Config
 from .errors import AuthenticationError, UnavailableError
 from .keys import ApiKey, ConfigKeyRing, bearer_token, hash_key
+from .pipeline import ChatPipeline
 from .providers import Provider, build_provider
 from .router import Router
 from .settings import Settings

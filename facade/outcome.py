@@ -26,7 +26,7 @@ class Outcome:
     # Only with FACADE_LOG_PROMPTS on: what was asked and answered, for the prompt log line.
     prompt: list | str | None = None
     completion: list | None = None
-    # Tracing (facade/tracing.py). The request's server span and the answering attempt's
+    # Tracing (facade/telemetry/tracing.py). The request's server span and the answering attempt's
     # span while a stream runs, both ended by observe.finish; None while tracing is off.
     span: Any = None
     upstream_span: Any = None

@@ -20,9 +20,8 @@ from .errors import (
     UnavailableError,
     UpstreamError,
 )
+from .estimates import estimate_messages, output_cap
 from .keys import ApiKey
-from .schemas.chat import output_cap
-from .tokens import estimate_messages
 
 log = logging.getLogger("facade.router")
 AUTO = "auto"

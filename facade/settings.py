@@ -66,7 +66,7 @@ class Settings:
     redis_prefix: str = _setting("FACADE_REDIS_PREFIX", str, "facade:")
     # Connections each worker keeps to PostgreSQL (per pool; the request path has its own).
     db_pool_size: int = _setting("FACADE_DB_POOL_SIZE", int, 5)
-    # OpenTelemetry traces: off | otlp | console (see facade/tracing.py).
+    # OpenTelemetry traces: off | otlp | console (see facade/telemetry/tracing.py).
     tracing: str = _setting("FACADE_TRACING", _tracing, "off")
 
     @classmethod

@@ -16,8 +16,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from facade import tracing
 from facade.settings import Settings
+from facade.telemetry import tracing
 from tests.support import ROOT, TEAM_KEY
 
 URL = "/api/v1/chat/completions"

@@ -11,11 +11,11 @@ from typing import Any
 from flask import Response, request
 from marshmallow import RAISE
 
-from .. import admin
+from .. import key_admin
 from ..envelope import ok_bytes
 from ..errors import AuthenticationError, NotFoundError
 from ..keys import bearer_token, constant_time_equal
-from ..schemas.admin import (
+from ..schemas.admin_bodies import (
     KeyCreatedSchema,
     KeyCreateSchema,
     KeyListQuerySchema,
@@ -74,7 +74,7 @@ def _with_plaintext(data: dict, status: int) -> Response:
 @blp.doc(responses=ERRORS)
 def create_key(fields: dict) -> Response:
     """Create an API key; the answer holds its plaintext, which is never shown again."""
-    view, plaintext = admin.create_key(gateway(), fields)
+    view, plaintext = key_admin.create_key(gateway(), fields)
     return _with_plaintext({**view, "key": plaintext}, 201)
 
 
@@ -84,7 +84,7 @@ def create_key(fields: dict) -> Response:
 @blp.doc(responses=ERRORS)
 def list_keys(query: dict) -> dict:
     """List keys (config and store) with their spend in the current period."""
-    return {"object": "list", "data": admin.list_keys(gateway(), query["include_revoked"])}
+    return {"object": "list", "data": key_admin.list_keys(gateway(), query["include_revoked"])}
 
 
 @blp.route("/keys/<key_id>", methods=["GET"])
@@ -92,7 +92,7 @@ def list_keys(query: dict) -> dict:
 @blp.doc(responses=ERRORS)
 def get_key(key_id: str) -> dict:
     """Read one key."""
-    return admin.get_key(gateway(), key_id)
+    return key_admin.get_key(gateway(), key_id)
 
 
 @blp.route("/keys/<key_id>", methods=["PATCH"])
@@ -101,7 +101,7 @@ def get_key(key_id: str) -> dict:
 @blp.doc(responses=ERRORS)
 def update_key(changes: dict, key_id: str) -> dict:
     """Change a stored key's name, models, limits, budget, expiry or metadata."""
-    return admin.update_key(gateway(), key_id, changes)
+    return key_admin.update_key(gateway(), key_id, changes)
 
 
 @blp.route("/keys/<key_id>", methods=["DELETE"])
@@ -109,7 +109,7 @@ def update_key(changes: dict, key_id: str) -> dict:
 @blp.doc(responses=ERRORS)
 def revoke_key(key_id: str) -> dict:
     """Revoke a stored key: refused at once by every worker and replica."""
-    return admin.revoke_key(gateway(), key_id)
+    return key_admin.revoke_key(gateway(), key_id)
 
 
 @blp.route("/keys/<key_id>/rotate", methods=["POST"])
@@ -117,7 +117,7 @@ def revoke_key(key_id: str) -> dict:
 @blp.doc(responses=ERRORS)
 def rotate_key(key_id: str) -> Response:
     """Give a stored key a new plaintext (shown once); the old one stops working."""
-    view, plaintext = admin.rotate_key(gateway(), key_id)
+    view, plaintext = key_admin.rotate_key(gateway(), key_id)
     return _with_plaintext({**view, "key": plaintext}, 200)
 
 
@@ -127,7 +127,7 @@ def rotate_key(key_id: str) -> Response:
 @blp.doc(responses=ERRORS)
 def usage(query: dict) -> dict:
     """Report requests, tokens and cost by day, key and model (UTC days, both included)."""
-    return admin.usage_report(
+    return key_admin.usage_report(
         gateway(),
         query.get("date_from"),
         query.get("date_to"),

@@ -119,7 +119,7 @@ ERROR_DESCRIPTIONS = {
 
 def error_responses(*codes: int) -> dict:
     """`@blp.doc(responses=...)` entries for the error envelope under each status."""
-    from ..schemas.responses import ErrorEnvelopeSchema
+    from ..schemas.answers import ErrorEnvelopeSchema
 
     return {
         str(code): {

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Response, current_app, g, request
 
 from ..envelope import EnvelopeStream, ok_bytes
-from ..schemas.chat import ChatRequestSchema
-from ..schemas.responses import ChatCompletionChunkSchema, ChatCompletionSchema
-from ..streaming.hangup import HangupWatch
-from ..streaming.relay import SSE_HEADERS, Relay
+from ..schemas.answers import ChatCompletionChunkSchema, ChatCompletionSchema
+from ..schemas.chat_request import ChatRequestSchema
 from .blueprint import EnvelopeBlueprint, envelope_schema, error_responses
 from .context import authenticate, caller, gateway, refuse_when_draining, request_id
+from .hangup import HangupWatch
+from .relay import SSE_HEADERS, Relay
 
 blp = EnvelopeBlueprint(
     "chat", __name__, url_prefix="/api/v1", description="Chat completions in the envelope."

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, g
 
 from ..envelope import ok_bytes
-from ..schemas.embeddings import EmbeddingRequestSchema
+from ..schemas.embeddings_request import EmbeddingRequestSchema
 from .blueprint import EnvelopeBlueprint, envelope_schema, error_responses
 from .context import authenticate, caller, gateway, refuse_when_draining, request_id
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response
 
-from .. import observe
 from ..errors import UnavailableError
-from ..schemas.responses import StatusSchema
+from ..schemas.answers import StatusSchema
+from ..telemetry import observe
 from .blueprint import EnvelopeBlueprint
 from .context import gateway
 

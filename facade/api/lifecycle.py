@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, g, request
 
-from .. import observe, tracing
 from ..outcome import Outcome
+from ..telemetry import observe, tracing
 from .context import request_id
 
 # Probes and scrapes are counted in metrics but get no access line: they would drown it.

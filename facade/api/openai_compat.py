@@ -13,8 +13,8 @@ from flask_smorest import Blueprint
 from .. import jsonutil
 from ..envelope import DONE_EVENT, sse_event
 from ..errors import FacadeError
-from ..schemas.chat import ChatRequestSchema
-from ..schemas.embeddings import EmbeddingRequestSchema
+from ..schemas.chat_request import ChatRequestSchema
+from ..schemas.embeddings_request import EmbeddingRequestSchema
 from .blueprint import BodyParser
 from .catalog import model_list
 from .chat import run_chat

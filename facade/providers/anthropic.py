@@ -28,10 +28,10 @@ from collections.abc import Iterable, Iterator
 from .. import jsonutil
 from ..config import ProviderConfig
 from ..errors import UpstreamError
-from ..streaming.sse import SSEEvent
 from .anthropic_request import build_payload  # noqa: F401 - re-exported: the request half
 from .base import ChatCall
 from .common import event_json
+from .sse import SSEEvent
 
 KIND = "anthropic"
 _FINISH = {

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import quote
 
 from ..config import ProviderConfig
-from ..streaming.sse import SSEEvent
 from . import openai
 from .base import ChatCall, EmbeddingCall
+from .sse import SSEEvent
 
 KIND = "azure"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import jsonutil
 from ..errors import InvalidRequestError, UpstreamError
-from ..streaming.sse import SSEEvent
+from .sse import SSEEvent
 
 
 def event_json(event: SSEEvent) -> dict:

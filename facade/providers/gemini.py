@@ -35,10 +35,10 @@ from urllib.parse import quote
 from .. import jsonutil
 from ..config import ProviderConfig
 from ..errors import UnsupportedParameterError, UpstreamError
-from ..streaming.sse import SSEEvent
 from .base import ChatCall, EmbeddingCall
 from .common import event_json
 from .gemini_request import build_payload  # noqa: F401 - re-exported: the request half
+from .sse import SSEEvent
 
 KIND = "gemini"
 _FILTERED = frozenset(

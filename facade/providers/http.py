@@ -8,9 +8,9 @@ from types import ModuleType
 from .. import jsonutil
 from ..config import ProviderConfig
 from ..errors import UpstreamError
-from ..streaming.sse import decode_events
-from ..upstream import Upstream, iter_body, read_json_body
 from .base import ChatCall, ChunkStream, EmbeddingCall, Provider
+from .sse import decode_events
+from .upstream import Upstream, iter_body, read_json_body
 
 
 class HTTPChunkStream(ChunkStream):

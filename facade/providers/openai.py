@@ -11,9 +11,9 @@ from collections.abc import Iterable, Iterator
 from .. import jsonutil
 from ..config import ProviderConfig
 from ..errors import UpstreamError
-from ..streaming.sse import SSEEvent
 from .base import ChatCall, EmbeddingCall
 from .common import event_json
+from .sse import SSEEvent
 
 KIND = "openai"
 # Fields we set ourselves rather than pass through.

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 from ..config import ProviderConfig
-from ..tokens import estimate_messages
+from ..estimates import estimate_messages
 from .base import ChatCall, ChunkStream, EmbeddingCall, Provider
 
 _WORDS = (

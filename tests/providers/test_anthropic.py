@@ -10,7 +10,7 @@ from facade.config import ModelConfig, ProviderConfig
 from facade.errors import InvalidRequestError, UnsupportedParameterError, UpstreamError
 from facade.providers import anthropic
 from facade.providers.base import ChatCall
-from facade.streaming.sse import SSEEvent
+from facade.providers.sse import SSEEvent
 
 MODEL = ModelConfig(
     name="claude",

@@ -10,7 +10,7 @@ from facade.config import ModelConfig, ProviderConfig
 from facade.errors import UpstreamError
 from facade.providers import azure
 from facade.providers.base import ChatCall, EmbeddingCall
-from facade.streaming.sse import SSEEvent
+from facade.providers.sse import SSEEvent
 
 MODEL = ModelConfig(
     name="gpt",

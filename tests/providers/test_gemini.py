@@ -12,7 +12,7 @@ from facade.config import ModelConfig, ProviderConfig
 from facade.errors import InvalidRequestError, UnsupportedParameterError, UpstreamError
 from facade.providers import gemini
 from facade.providers.base import ChatCall, EmbeddingCall
-from facade.streaming.sse import SSEEvent
+from facade.providers.sse import SSEEvent
 
 MODEL = ModelConfig(
     name="gem",

@@ -8,10 +8,10 @@ from sqlalchemy import select
 from facade.accounting import StoreAccounting, largest_cost_nusd
 from facade.config import parse_config
 from facade.errors import BudgetExceededError, RateLimitError, UpstreamTimeoutError
+from facade.estimates import estimate_inputs
 from facade.keys import ApiKey
 from facade.settings import Settings
 from facade.store.schema import budget_ledger, usage_records
-from facade.tokens import estimate_inputs
 
 CONFIG = parse_config(
     {

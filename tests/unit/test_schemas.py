@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from marshmallow import ValidationError
 
-from facade.schemas.chat import ChatRequestSchema, output_cap
+from facade.estimates import output_cap
+from facade.schemas.chat_request import ChatRequestSchema
 from facade.validation import flatten_errors
 
 SCHEMA = ChatRequestSchema()

@@ -8,7 +8,7 @@ import random
 import orjson
 import pytest
 
-from facade.streaming.sse import SSEDecoder, SSEEvent, decode_events
+from facade.providers.sse import SSEDecoder, SSEEvent, decode_events
 
 PAYLOADS = [
     {"text": "plain"},

@@ -6,8 +6,8 @@ import logging
 import sys
 import time
 
-from . import jsonutil
-from .settings import Settings
+from .. import jsonutil
+from ..settings import Settings
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 

@@ -2,7 +2,7 @@
 
 On (`FACADE_TRACING=otlp` or `console`, or either standard `OTEL_EXPORTER_OTLP_ENDPOINT` /
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` set), each worker process has its own tracer provider
-with a batching exporter (`facade.otel`): a server span per request, parented on the
+with a batching exporter (`facade.telemetry.otel`): a server span per request, parented on the
 caller's `traceparent`, ended by `observe.finish` (for a stream, when its relay ends), and a
 client span per upstream attempt whose context goes upstream as `traceparent`.
 
@@ -21,13 +21,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import ModelConfig, TargetConfig
-    from .outcome import Outcome
-    from .settings import Settings
+    from ..config import ModelConfig, TargetConfig
+    from ..outcome import Outcome
+    from ..settings import Settings
 
 ENABLED = False
-_active: Any = None  # the facade.otel.Tracing of this process while ENABLED
-_otel: ModuleType | None = None  # facade.otel, once tracing has been on in this process
+_active: Any = None  # the facade.telemetry.otel.Tracing of this process while ENABLED
+_otel: ModuleType | None = None  # facade.telemetry.otel, once tracing has been on in this process
 
 # W3C Trace Context (https://www.w3.org/TR/trace-context/), checked as OpenTelemetry's own
 # propagator checks it, so a header forwarded while off is one it would accept while on.
@@ -82,10 +82,14 @@ def mode_of(settings: Settings) -> str:
     return settings.tracing
 
 
-def configure(settings: Settings, *, exporter: Any = None) -> Callable[[], None] | None:
+def configure(
+    settings: Settings, *, version: str | None = None, exporter: Any = None
+) -> Callable[[], None] | None:
     """Set up tracing for this process from `settings`; None when it is off, else the
     function that flushes and shuts it down (chained onto `app.facade_close`).
 
+    `version` is the service.version resource attribute: passed in by the app, so tracing
+    never imports the layer above it.
     `exporter`, a span exporter (tests), replaces the configured one and turns tracing on.
     """
     global ENABLED, _active, _otel
@@ -95,7 +99,7 @@ def configure(settings: Settings, *, exporter: Any = None) -> Callable[[], None]
         return None
     from . import otel
 
-    tracing = otel.Tracing(mode, exporter)
+    tracing = otel.Tracing(mode, version, exporter)
     _otel, _active, ENABLED = otel, tracing, True
 
     def shutdown() -> None:

@@ -1,4 +1,5 @@
-"""Token estimates for what we cannot count exactly before the call (budgets, auto, simulator).
+"""Token estimates for what we cannot count exactly before the call (budgets, auto, simulator),
+and the output-cap rule they are paired with.
 
 About four characters a token for English text and code, plus OpenAI's per-message overhead;
 an image part is charged a fixed amount. Estimates only size reservations and context
@@ -42,3 +43,9 @@ def estimate_inputs(inputs: str | list) -> int:
     if inputs and isinstance(inputs[0], int):
         return len(inputs)
     return sum(len(i) if isinstance(i, list) else estimate_text(i) for i in inputs)
+
+
+def output_cap(body: dict) -> int | None:
+    """The caller's output cap; `max_completion_tokens` wins when both are given."""
+    cap = body.get("max_completion_tokens")
+    return cap if cap is not None else body.get("max_tokens")

@@ -200,8 +200,3 @@ class ChatRequestSchema(_Strict):
         if "tool_choice" in data and not data.get("tools") and data["tool_choice"] != "none":
             raise ValidationError("requires tools", "tool_choice")
 
-
-def output_cap(body: dict) -> int | None:
-    """The caller's output cap; `max_completion_tokens` wins when both are given."""
-    cap = body.get("max_completion_tokens")
-    return cap if cap is not None else body.get("max_tokens")

@@ -1,4 +1,4 @@
-"""The OpenTelemetry side of `facade.tracing`, imported only once tracing is on.
+"""The OpenTelemetry side of `facade.telemetry.tracing`, imported only once tracing is on.
 
 Spans are parented explicitly (never through the ambient context), so nothing depends on
 which greenlet ends a span: a stream's server span is ended by its relay.
@@ -20,23 +20,21 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .errors import FacadeError
-from .outcome import Outcome
+from ..errors import FacadeError
+from ..outcome import Outcome
 
 PROPAGATOR = TraceContextTextMapPropagator()
 _ROOT = Context()  # an empty context: a span started in it with no remote parent is a root
 
 
-def _resource() -> Resource:
+def _resource(version: str | None) -> Resource:
     """Resources from the OTEL_* environment; service.name "facade" unless one is given."""
-    from .app import API_VERSION
-
     resource = Resource.create({})
     ours: dict[str, str] = {}
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         ours["service.name"] = "facade"
-    if "service.version" not in resource.attributes:
-        ours["service.version"] = API_VERSION
+    if version and "service.version" not in resource.attributes:
+        ours["service.version"] = version
     return resource.merge(Resource(ours)) if ours else resource
 
 
@@ -53,8 +51,8 @@ def _exporter(mode: str) -> SpanExporter:
 class Tracing:
     """This process's tracer provider, batching spans to one exporter."""
 
-    def __init__(self, mode: str, exporter: SpanExporter | None = None):
-        self.provider = TracerProvider(resource=_resource())
+    def __init__(self, mode: str, version: str | None, exporter: SpanExporter | None = None):
+        self.provider = TracerProvider(resource=_resource(version))
         self.provider.add_span_processor(BatchSpanProcessor(exporter or _exporter(mode)))
         self.tracer = self.provider.get_tracer("facade")
 

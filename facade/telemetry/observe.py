@@ -22,8 +22,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ..outcome import Outcome
 from . import tracing
-from .outcome import Outcome
 
 access_log = logging.getLogger("facade.access")
 prompt_log = logging.getLogger("facade.prompts")

@@ -12,17 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from . import observe, tracing
 from .accounting import Admission
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError, UpstreamError
+from .estimates import estimate_inputs, estimate_messages, output_cap
+from .first_chunk import PendingFirst, open_bounded
 from .keys import ApiKey
 from .metering import Meter, usage_tokens
 from .outcome import Outcome
 from .providers import ChatCall, ChunkStream, EmbeddingCall
-from .schemas.chat import output_cap
-from .streaming.first_chunk import PendingFirst, open_bounded
-from .tokens import estimate_inputs, estimate_messages
+from .telemetry import observe, tracing
 
 log = logging.getLogger("facade.chat")
 

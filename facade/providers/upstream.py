@@ -19,8 +19,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
-from .config import ProviderConfig
-from .errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
+from ..config import ProviderConfig
+from ..errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
 
 log = logging.getLogger("facade.upstream")
 

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Iterator
 from typing import Protocol
 
-from .. import observe
-from ..chat import OpenedStream
 from ..drain import Drain
 from ..errors import ClientClosedError, FacadeError, InternalError, UpstreamError
+from ..first_chunk import PendingFirst
 from ..outcome import Outcome
-from .first_chunk import PendingFirst
+from ..pipeline import OpenedStream
+from ..telemetry import observe
 from .hangup import HangupWatch
 
 log = logging.getLogger("facade.stream")

@@ -1,0 +1,1 @@
+"""What operators see: Prometheus metrics, the JSON access line, logs and tracing."""
