@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from gevent import monkey
 
-monkey.patch_all()
+monkey.patch_all()  # before any stdlib import, so sockets are cooperative
 
-import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json  # noqa: E402 - after the monkey patch above
+import os  # noqa: E402 - after the monkey patch above
+import resource  # noqa: E402 - after the monkey patch above
+import signal  # noqa: E402 - after the monkey patch above
+import subprocess  # noqa: E402 - after the monkey patch above
+import sys  # noqa: E402 - after the monkey patch above
+import tempfile  # noqa: E402 - after the monkey patch above
+import time  # noqa: E402 - after the monkey patch above
+from pathlib import Path  # noqa: E402 - after the monkey patch above
 
-from bench.load import Result, build_request, percentile, run_for  # noqa: E402
+from bench.load import Result, build_request, percentile, run_for  # noqa: E402 - after the monkey patch above
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
@@ -34,7 +34,7 @@ def raise_fd_limit() -> None:
 
 
 def spawn(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
-    out = open(log, "wb") if log else subprocess.PIPE  # noqa: SIM115 - lives with the process
+    out = open(log, "wb") if log else subprocess.PIPE  # lives with the process
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 

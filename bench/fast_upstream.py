@@ -12,12 +12,12 @@ import sys
 
 from gevent import monkey
 
-monkey.patch_all()
+monkey.patch_all()  # before any stdlib import, so sockets are cooperative
 
-import socket  # noqa: E402
+import socket  # noqa: E402 - after the monkey patch above
 
-import gevent  # noqa: E402
-from gevent.server import StreamServer  # noqa: E402
+import gevent  # noqa: E402 - after the monkey patch above
+from gevent.server import StreamServer  # noqa: E402 - after the monkey patch above
 
 COMPLETION = (
     b'{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,'

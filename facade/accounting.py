@@ -62,11 +62,11 @@ class NoAccounting:
 
     _admission = _FreeAdmission()
 
-    def admit(self, key, plan, body, request_id) -> Admission:  # noqa: ANN001
+    def admit(self, key, plan, body, request_id) -> Admission:
         return self._admission
 
 
-def largest_cost_nusd(plan: list[tuple[ModelConfig, TargetConfig]], input_tokens: int, cap):  # noqa: ANN001
+def largest_cost_nusd(plan: list[tuple[ModelConfig, TargetConfig]], input_tokens: int, cap):
     """The most this request can cost: its input estimate plus its output cap, at the prices
     of the most expensive model it may be routed to (auto plans hold several)."""
     worst = 0.0
@@ -88,7 +88,7 @@ class StoreAdmission:
         "tokens",
     )  # fmt: skip
 
-    def __init__(self, acct, key, plan, request_id, ts, period_start):  # noqa: ANN001
+    def __init__(self, acct, key, plan, request_id, ts, period_start):
         self.acct = acct
         self.key = key
         self.first = plan[0]
@@ -170,7 +170,7 @@ class StoreAccounting:
         self.clock = PeriodClock()
         self.writer.prune_usage()
 
-    def admit(self, key, plan, body, request_id) -> StoreAdmission:  # noqa: ANN001
+    def admit(self, key, plan, body, request_id) -> StoreAdmission:
         now = time.time()
         admission = StoreAdmission(
             self, key, plan, request_id, now, self.clock.start(key.budget_period, now)

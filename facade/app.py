@@ -23,12 +23,12 @@ API_VERSION = "1.0.0"
 
 
 class OrjsonProvider(JSONProvider):
-    def dumps(self, obj, **kwargs) -> str:  # noqa: ANN001
+    def dumps(self, obj, **kwargs) -> str:
         if kwargs.get("indent"):  # `flask openapi write`: a readable, diffable spec file
             return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
         return jsonutil.dumps(obj).decode()
 
-    def loads(self, s, **kwargs):  # noqa: ANN001, ANN201
+    def loads(self, s, **kwargs):
         return jsonutil.loads(s)
 
 

@@ -30,7 +30,7 @@ class _Maybe(click.ParamType):
         self.kind = kind
         self.name = f"{kind.__name__}|none"
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+    def convert(self, value, param, ctx):
         if value is None or value is CLEAR or isinstance(value, self.kind):
             return value
         if str(value).lower() == "none":
@@ -41,7 +41,7 @@ class _Maybe(click.ParamType):
             self.fail(f"{value!r} is not a {self.kind.__name__} or 'none'", param, ctx)
 
 
-def _options(create: bool):  # noqa: ANN202
+def _options(create: bool):
     """The key's fields as options; on update, every one is optional and may be 'none'."""
     number, real = (int, float) if create else (_Maybe(int), _Maybe(float))
     specs = [
@@ -59,7 +59,7 @@ def _options(create: bool):  # noqa: ANN202
         click.option("--metadata", multiple=True, help="KEY=VALUE labels, e.g. team=search."),
     ]
 
-    def apply(func):  # noqa: ANN001, ANN202
+    def apply(func):
         for spec in reversed(specs):
             func = spec(func)
         return func
@@ -67,7 +67,7 @@ def _options(create: bool):  # noqa: ANN202
     return apply
 
 
-def _fields(given: dict, schema) -> dict:  # noqa: ANN001
+def _fields(given: dict, schema) -> dict:
     raw: dict = {}
     for name, value in given.items():
         if name == "models" and value:
@@ -88,11 +88,11 @@ def _fields(given: dict, schema) -> dict:  # noqa: ANN001
         raise click.UsageError(f"{param}: {message}") from None
 
 
-def _gateway():  # noqa: ANN202
+def _gateway():
     return current_app.extensions["facade"]
 
 
-def _run(action):  # noqa: ANN001, ANN202
+def _run(action):
     try:
         return action()
     except FacadeError as err:
@@ -117,7 +117,7 @@ def _show(view: dict) -> str:
 
 @keys_cli.command("create")
 @_options(create=True)
-def create(**given) -> None:  # noqa: ANN003
+def create(**given) -> None:
     """Create a key and print its plaintext (shown this once)."""
     fields = _fields(given, KeyCreateSchema())
     view, plaintext = _run(lambda: key_admin.create_key(_gateway(), fields))
@@ -140,7 +140,7 @@ def list_(include_revoked: bool, as_json: bool) -> None:
 @keys_cli.command("update")
 @click.argument("key_id")
 @_options(create=False)
-def update(key_id: str, **given) -> None:  # noqa: ANN003
+def update(key_id: str, **given) -> None:
     """Change a key's fields; 'none' clears rpm, tpm, budget or expiry."""
     changes = _fields(given, KeyUpdateSchema())
     click.echo(_show(_run(lambda: key_admin.update_key(_gateway(), key_id, changes))))

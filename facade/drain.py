@@ -24,7 +24,7 @@ IDLE_GRACE_S = 2.0
 
 
 class Drain:
-    def __init__(self, gateway) -> None:  # noqa: ANN001 - facade.gateway.Gateway
+    def __init__(self, gateway) -> None:  # facade.gateway.Gateway
         self._gateway = gateway
         self._streams: set = set()
         # Client connections between two requests. gunicorn's worker waits for every
@@ -36,10 +36,10 @@ class Drain:
     def draining(self) -> bool:
         return self._gateway.draining
 
-    def track(self, relay) -> None:  # noqa: ANN001 - facade.api.relay.Relay
+    def track(self, relay) -> None:  # facade.api.relay.Relay
         self._streams.add(relay)
 
-    def untrack(self, relay) -> None:  # noqa: ANN001
+    def untrack(self, relay) -> None:
         self._streams.discard(relay)
 
     def connection_busy(self, environ: dict) -> None:

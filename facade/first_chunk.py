@@ -17,7 +17,7 @@ Opened = tuple  # (ChunkStream, first chunk dict)
 class PendingFirst:
     """A stream still opening, or whose first chunk is still on its way."""
 
-    def __init__(self, greenlet) -> None:  # noqa: ANN001 - gevent.Greenlet
+    def __init__(self, greenlet) -> None:  # gevent.Greenlet
         self._greenlet = greenlet
 
     def wait(self, seconds: float) -> bool:
@@ -62,7 +62,7 @@ def _captured(open_first: Callable[[], Opened]) -> Opened | _Failed:
     its traceback printed by gevent's hub, and these failures are ordinary, handled ones."""
     try:
         return open_first()
-    except Exception as err:  # noqa: BLE001 - handed back to the request's greenlet
+    except Exception as err:  # handed back to the request's greenlet
         return _Failed(err)
 
 

@@ -42,7 +42,7 @@ class OpenedStream:
 
 
 class ChatPipeline:
-    def __init__(self, gateway) -> None:  # noqa: ANN001 - facade.gateway.Gateway (cycle)
+    def __init__(self, gateway) -> None:  # facade.gateway.Gateway (cycle)
         self.gw = gateway
 
     def _plan(self, body: dict, key: ApiKey) -> list[tuple[ModelConfig, TargetConfig]]:
@@ -64,7 +64,7 @@ class ChatPipeline:
         if wait:
             time.sleep(min(wait, self.gw.config.retry_after_cap_s))
 
-    def _with_fallback(self, plan, request_id: str, outcome: Outcome, attempt):  # noqa: ANN001
+    def _with_fallback(self, plan, request_id: str, outcome: Outcome, attempt):
         """Try each (model, target) in order until one answers; retry only retryable errors.
 
         `attempt(model, target, n, trace)` returns the result or raises UpstreamError; `trace`
@@ -100,7 +100,7 @@ class ChatPipeline:
             return result
         raise last
 
-    def _call(self, key: ApiKey, plan, body: dict, request_id: str, outcome: Outcome, attempt):  # noqa: ANN001
+    def _call(self, key: ApiKey, plan, body: dict, request_id: str, outcome: Outcome, attempt):
         """Admit the request (limits, budget), then try the plan with fallback.
 
         `attempt(admission, model, target, n, trace)` makes one upstream attempt; the
@@ -185,7 +185,7 @@ class ChatPipeline:
 
         return self._call(key, plan, body, request_id, outcome, attempt)
 
-    def _answered(self, data, tokens, model, target, n, meter, outcome, admission) -> dict:  # noqa: ANN001
+    def _answered(self, data, tokens, model, target, n, meter, outcome, admission) -> dict:
         """Measure a whole (non-streamed) answer, record it, settle its true cost."""
         meter.finish()
         self.gw.router.succeeded(model, target, meter.end - meter.start)

@@ -163,7 +163,7 @@ def start_gunicorn(
         full_env["FACADE_CONFIG"] = str(cfg_path)
     full_env.update(env or {})
     log_path = tmp_path / f"gunicorn-{port}.log"
-    out = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    out = open(log_path, "wb")  # closed with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,

@@ -32,7 +32,7 @@ from .context import gateway
 class AdminParser(BodyParser):
     """BodyParser that also names query-string fields plainly (`from`, not `query.from`)."""
 
-    def handle_error(self, error, req, schema, **kwargs: Any):  # noqa: ANN001, ANN201
+    def handle_error(self, error, req, schema, **kwargs: Any):
         messages = error.messages
         if isinstance(messages, dict) and len(messages) == 1 and "query" in messages:
             error.messages = messages["query"]

@@ -39,7 +39,7 @@ OK_RESPONSE = {
 CHAT_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 429, 502, 503, 504)
 
 
-def run_chat(body: dict, stream_presenter) -> Response:  # noqa: ANN001
+def run_chat(body: dict, stream_presenter) -> Response:
     """Run the pipeline for the caller; shared by the enveloped and the plain routes."""
     refuse_when_draining()
     gw = gateway()

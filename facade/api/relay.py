@@ -173,7 +173,7 @@ def _content_of(chunk: dict) -> str:
     return "".join((c.get("delta") or {}).get("content") or "" for c in choices)
 
 
-def _current_greenlet():  # noqa: ANN202
+def _current_greenlet():
     """The request's greenlet under gunicorn's gevent worker; None elsewhere."""
     from gevent import getcurrent, monkey
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from .. import jsonutil
 from ..config import ProviderConfig
 from ..errors import UpstreamError
-from .anthropic_request import build_payload  # noqa: F401 - re-exported: the request half
+from .anthropic_request import build_payload as build_payload  # the request half, re-exported
 from .base import ChatCall
 from .common import event_json
 from .sse import SSEEvent

@@ -37,7 +37,7 @@ from ..config import ProviderConfig
 from ..errors import UnsupportedParameterError, UpstreamError
 from .base import ChatCall, EmbeddingCall
 from .common import event_json
-from .gemini_request import build_payload  # noqa: F401 - re-exported: the request half
+from .gemini_request import build_payload as build_payload  # the request half, re-exported
 from .sse import SSEEvent
 
 KIND = "gemini"

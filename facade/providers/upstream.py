@@ -29,7 +29,7 @@ MAX_ERROR_BODY = 64 * 1024
 
 
 class _RefuseAll(http.cookiejar.DefaultCookiePolicy):
-    def set_ok(self, cookie, request):  # noqa: ANN001 - stdlib signature
+    def set_ok(self, cookie, request):  # stdlib signature
         return False
 
 
@@ -105,7 +105,7 @@ class Upstream:
         status = resp.status_code
         try:
             raw = resp.raw.read(MAX_ERROR_BODY, decode_content=True)
-        except Exception:  # noqa: BLE001 - the status is what matters; body is a bonus
+        except Exception:  # the status is what matters; body is a bonus
             raw = b""
         finally:
             resp.close()

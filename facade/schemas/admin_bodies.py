@@ -35,7 +35,7 @@ class IsoDateTime(fields.AwareDateTime):
     def __init__(self, **kwargs: Any):
         super().__init__(format="iso", default_timezone=UTC, **kwargs)
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any):  # noqa: ANN206
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any):
         if not isinstance(value, str):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
         return super()._deserialize(value, attr, data, **kwargs)

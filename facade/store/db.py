@@ -67,7 +67,7 @@ def make_engine(raw_url: str, *, autocommit: bool = False, pool_size: int = 5) -
     )
 
 
-def _sqlite_engine(url) -> Engine:  # noqa: ANN001 - sqlalchemy URL
+def _sqlite_engine(url) -> Engine:  # sqlalchemy URL
     database = url.database
     if not database or database == ":memory:":
         raise StoreConfigError(
@@ -81,7 +81,7 @@ def _sqlite_engine(url) -> Engine:  # noqa: ANN001 - sqlalchemy URL
     )
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def _pragmas(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # we say BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
@@ -90,7 +90,7 @@ def _sqlite_engine(url) -> Engine:  # noqa: ANN001 - sqlalchemy URL
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:  # noqa: ANN001
+    def _begin(conn) -> None:
         # Writes pass execution_options(sqlite_begin="IMMEDIATE"); reads stay deferred so a
         # long report never holds the write lock the request path needs.
         mode = conn.get_execution_options().get("sqlite_begin", "")

@@ -168,7 +168,7 @@ class KeyStore:
                 )
 
 
-def public(row) -> dict:  # noqa: ANN001 - a row mapping
+def public(row) -> dict:  # a row mapping
     """What the admin API and the CLI may show: never the hash, never the plaintext."""
     return {
         "id": row["id"],

@@ -52,7 +52,7 @@ def retry_after(slots: list[tuple[int, int]], excess: int, now: float) -> float:
     return float(WINDOW_S)
 
 
-def rate_error(kind: str, ask: Ask, slots: list[tuple[int, int]], used: int, now: float):  # noqa: ANN201
+def rate_error(kind: str, ask: Ask, slots: list[tuple[int, int]], used: int, now: float):
     if kind == "rpm":
         wait = retry_after(slots, used + 1 - ask.rpm, now)
         what = f"{ask.rpm} requests per minute"
@@ -140,7 +140,7 @@ class SqlLimits:
             return self.store.autocommit(lambda cur: self._reserve_step(cur, ask, now))
         return self.store.atomic(lambda cur: self._admit_step(cur, ask, now))
 
-    def _admit_step(self, cur, ask: Ask, now: float) -> int:  # noqa: ANN001 - DBAPI cursor
+    def _admit_step(self, cur, ask: Ask, now: float) -> int:  # DBAPI cursor
         if self._lock:
             cur.execute(self._lock, (ask.key_id,))
         slot = int(now)
@@ -157,7 +157,7 @@ class SqlLimits:
             self._reserve_step(cur, ask, now)
         return slot
 
-    def _reserve_step(self, cur, ask: Ask, now: float) -> None:  # noqa: ANN001
+    def _reserve_step(self, cur, ask: Ask, now: float) -> None:
         cur.execute(
             self._reserve, (ask.key_id, ask.period_start, ask.reserve_nusd, ask.budget_nusd)
         )

@@ -49,7 +49,7 @@ class Settlement:
 
 
 class UsageWriter:
-    def __init__(self, store: Store, redis_rates=None, *, flush_s: float, retention_days: int):  # noqa: ANN001
+    def __init__(self, store: Store, redis_rates=None, *, flush_s: float, retention_days: int):
         self.store = store
         self.redis = redis_rates
         self.flush_s = flush_s

@@ -75,7 +75,7 @@ IN_FLIGHT = Gauge(
 _children: dict = {}
 
 
-def _child(metric, *values: str):  # noqa: ANN001, ANN202
+def _child(metric, *values: str):
     """`metric.labels(*values)`, memoised: label values are bounded by design (routes,
     configured models and providers, statuses), and labels() costs a lock and checks."""
     key = (id(metric), values)

@@ -69,7 +69,7 @@ def in_parallel(calls: list) -> list[requests.Response]:
         return list(pool.map(lambda call: call(), calls))
 
 
-def wait_for(check, timeout: float = 10):  # noqa: ANN001, ANN201
+def wait_for(check, timeout: float = 10):
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -208,6 +208,7 @@ def test_request_counts_are_exact_across_two_workers(metrics_server, tmp_path):
         ) == pytest.approx(sent)
 
         def delta(name: str, **labels: str) -> float:
+            # B023: called only inside this loop iteration, so `after` is the current one
             return after.value(name, **labels) - before.value(name, **labels)  # noqa: B023
 
         route = dict(route=CHAT, status="200", model="gpt-test")

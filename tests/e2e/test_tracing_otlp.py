@@ -32,7 +32,7 @@ class Collector:
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 message = ExportTraceServiceRequest()
                 message.ParseFromString(body)
@@ -98,8 +98,8 @@ def test_gunicorn_exports_spans_over_otlp_http(tmp_path, fake, collector):
     try:
         rid = f"otlp-{uuid.uuid4().hex}"
         assert _chat(server, rid).status_code == 200
-        names = lambda: {span.name for _, span in collector.spans()}  # noqa: E731
-        assert collector.wait(lambda: {"POST /api/v1/chat/completions", "upstream fake"} <= names())
+        wanted = {"POST /api/v1/chat/completions", "upstream fake"}
+        assert collector.wait(lambda: wanted <= {span.name for _, span in collector.spans()})
     finally:
         server.stop()
     assert collector.posts

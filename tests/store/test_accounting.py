@@ -44,7 +44,7 @@ def key(**fields) -> ApiKey:
     return ApiKey(**{"id": "key-1", "name": "one", "prefix": "sk-one", "models": ("*",), **fields})
 
 
-def metrics(input_tokens: int, output_tokens: int, model=CHEAP) -> dict:  # noqa: ANN001
+def metrics(input_tokens: int, output_tokens: int, model=CHEAP) -> dict:
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,

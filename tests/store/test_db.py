@@ -54,7 +54,7 @@ def test_migrations_race_safely_and_run_once(store_url):
         start.wait()
         try:
             found.append(migrate(engine))
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:  # reported below
             errors.append(err)
 
     threads = [threading.Thread(target=boot) for _ in range(6)]
