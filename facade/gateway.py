@@ -8,7 +8,7 @@ from .accounting import Accounting, NoAccounting, StoreAccounting
 from .config import Config
 from .errors import AuthenticationError, UnavailableError
 from .keys import ApiKey, ConfigKeyRing, bearer_token, hash_key
-from .pipeline import ChatPipeline
+from .pipeline import ChatPipeline, PipelineOptions
 from .providers import Provider, build_provider
 from .router import Router
 from .settings import Settings
@@ -42,7 +42,16 @@ class Gateway:
         self.accounting: Accounting = accounting or NoAccounting()
         # The admin key is never a chat key, even if a config key has the same text.
         self._admin_digest = hash_key(settings.admin_key) if settings.admin_key else None
-        self.chat = ChatPipeline(self)
+        self.pipeline = ChatPipeline(
+            self.router,
+            self.accounting,
+            self.providers,
+            PipelineOptions(
+                retry_after_cap_s=config.retry_after_cap_s,
+                sse_keepalive_s=settings.sse_keepalive_s,
+                log_prompts=settings.log_prompts,
+            ),
+        )
         self.draining = False
 
     def authenticate(self, authorization: str | None) -> ApiKey:

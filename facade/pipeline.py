@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
-from .accounting import Admission
+from .accounting import Accounting, Admission
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError, UpstreamError
 from .estimates import estimate_inputs, estimate_messages, output_cap
@@ -20,7 +21,8 @@ from .first_chunk import PendingFirst, open_bounded
 from .keys import ApiKey
 from .metering import Meter, usage_tokens
 from .outcome import Outcome
-from .providers import ChatCall, ChunkStream, EmbeddingCall
+from .providers import ChatCall, ChunkStream, EmbeddingCall, Provider
+from .router import Router
 from .telemetry import observe, tracing
 
 log = logging.getLogger("facade.chat")
@@ -41,14 +43,40 @@ class OpenedStream:
     finish: Callable[[dict | None, FacadeError | None], dict]
 
 
-class ChatPipeline:
-    def __init__(self, gateway) -> None:  # facade.gateway.Gateway (cycle)
-        self.gw = gateway
+Plan = list[tuple[ModelConfig, TargetConfig]]
+T = TypeVar("T")
+# One upstream attempt: (admission, model, target, attempt number, trace headers) -> result.
+Attempt = Callable[[Admission, ModelConfig, TargetConfig, int, "dict | None"], T]
 
-    def _plan(self, body: dict, key: ApiKey) -> list[tuple[ModelConfig, TargetConfig]]:
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    """The few settings the pipeline reads, so it never needs the whole config."""
+
+    retry_after_cap_s: float  # longest wait on an upstream's Retry-After before falling back
+    sse_keepalive_s: float  # how long a stream's first chunk may take before keep-alives start
+    log_prompts: bool  # whether an upstream's error message (which may quote the prompt) is logged
+
+
+class ChatPipeline:
+    """One request from admission to settlement; the parts it needs are given, not looked up."""
+
+    def __init__(
+        self,
+        router: Router,
+        accounting: Accounting,
+        providers: Mapping[str, Provider],
+        options: PipelineOptions,
+    ) -> None:
+        self.router = router
+        self.accounting = accounting
+        self.providers = providers
+        self.options = options
+
+    def plan(self, body: dict, key: ApiKey) -> Plan:
         """Every (model, target) to try in order; 503 when all of them are cooling down."""
-        router = self.gw.router
-        plan: list[tuple[ModelConfig, TargetConfig]] = []
+        router = self.router
+        plan: Plan = []
         cooling: UnavailableError | None = None
         for model in router.models_for(body.get("model"), key, body):
             try:
@@ -62,9 +90,15 @@ class ChatPipeline:
     def _fallback_wait(self, err: UpstreamError) -> None:
         wait = getattr(err, "retry_after_s", None)
         if wait:
-            time.sleep(min(wait, self.gw.config.retry_after_cap_s))
+            time.sleep(min(wait, self.options.retry_after_cap_s))
 
-    def _with_fallback(self, plan, request_id: str, outcome: Outcome, attempt):
+    def _with_fallback(
+        self,
+        plan: Plan,
+        request_id: str,
+        outcome: Outcome,
+        attempt: Callable[[ModelConfig, TargetConfig, int, dict | None], T],
+    ) -> T:
         """Try each (model, target) in order until one answers; retry only retryable errors.
 
         `attempt(model, target, n, trace)` returns the result or raises UpstreamError; `trace`
@@ -100,13 +134,21 @@ class ChatPipeline:
             return result
         raise last
 
-    def _call(self, key: ApiKey, plan, body: dict, request_id: str, outcome: Outcome, attempt):
+    def _call(
+        self,
+        key: ApiKey,
+        plan: Plan,
+        body: dict,
+        request_id: str,
+        outcome: Outcome,
+        attempt: Attempt[T],
+    ) -> T:
         """Admit the request (limits, budget), then try the plan with fallback.
 
         `attempt(admission, model, target, n, trace)` makes one upstream attempt; the
         admission is released if no upstream answer comes of any of them.
         """
-        admission = self.gw.accounting.admit(key, plan, body, request_id)
+        admission = self.accounting.admit(key, plan, body, request_id)
         try:
             return self._with_fallback(plan, request_id, outcome, partial(attempt, admission))
         except BaseException as exc:
@@ -114,14 +156,18 @@ class ChatPipeline:
             raise
 
     def complete(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
-        plan = self._plan(body, key)
+        plan = self.plan(body, key)
         cap = output_cap(body)
 
         def attempt(
-            admission: Admission, model: ModelConfig, target: TargetConfig, n: int, trace
+            admission: Admission,
+            model: ModelConfig,
+            target: TargetConfig,
+            n: int,
+            trace: dict | None,
         ) -> dict:
             meter = Meter()
-            provider = self.gw.providers[target.provider]
+            provider = self.providers[target.provider]
             data = provider.complete(
                 ChatCall(body, model, target.model, cap, request_id, False, trace)
             )
@@ -135,15 +181,19 @@ class ChatPipeline:
     def open_stream(
         self, body: dict, key: ApiKey, request_id: str, outcome: Outcome
     ) -> OpenedStream:
-        plan = self._plan(body, key)
+        plan = self.plan(body, key)
         cap = output_cap(body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def attempt(
-            admission: Admission, model: ModelConfig, target: TargetConfig, n: int, trace
+            admission: Admission,
+            model: ModelConfig,
+            target: TargetConfig,
+            n: int,
+            trace: dict | None,
         ) -> OpenedStream:
             meter = Meter()
-            provider = self.gw.providers[target.provider]
+            provider = self.providers[target.provider]
             call = ChatCall(body, model, target.model, cap, request_id, True, trace)
 
             def open_first() -> tuple[ChunkStream, dict]:
@@ -158,7 +208,7 @@ class ChatPipeline:
                     raise UpstreamError(f"upstream {provider.name} sent an empty stream")
                 return stream, first
 
-            opened = open_bounded(open_first, self.gw.settings.sse_keepalive_s)
+            opened = open_bounded(open_first, self.options.sse_keepalive_s)
             stream, first = (None, opened) if isinstance(opened, PendingFirst) else opened
             finish = self._stream_finisher(
                 model, target, provider.name, call, meter, n, outcome, admission
@@ -168,14 +218,18 @@ class ChatPipeline:
         return self._call(key, plan, body, request_id, outcome, attempt)
 
     def embed(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
-        model = self.gw.router.embedding_model(body["model"], key)
-        plan = [(model, target) for target in self.gw.router.plan(model)]
+        model = self.router.embedding_model(body["model"], key)
+        plan = [(model, target) for target in self.router.plan(model)]
 
         def attempt(
-            admission: Admission, model: ModelConfig, target: TargetConfig, n: int, trace
+            admission: Admission,
+            model: ModelConfig,
+            target: TargetConfig,
+            n: int,
+            trace: dict | None,
         ) -> dict:
             meter = Meter()
-            provider = self.gw.providers[target.provider]
+            provider = self.providers[target.provider]
             call = EmbeddingCall(body, model, target.model, request_id, trace)
             data = provider.embed(call)
             tokens = (data.get("usage") or {}).get("prompt_tokens")
@@ -185,10 +239,20 @@ class ChatPipeline:
 
         return self._call(key, plan, body, request_id, outcome, attempt)
 
-    def _answered(self, data, tokens, model, target, n, meter, outcome, admission) -> dict:
+    def _answered(
+        self,
+        data: dict,
+        tokens: tuple[int, int],
+        model: ModelConfig,
+        target: TargetConfig,
+        n: int,
+        meter: Meter,
+        outcome: Outcome,
+        admission: Admission,
+    ) -> dict:
         """Measure a whole (non-streamed) answer, record it, settle its true cost."""
         meter.finish()
-        self.gw.router.succeeded(model, target, meter.end - meter.start)
+        self.router.succeeded(model, target, meter.end - meter.start)
         metrics = meter.metrics(model, target.provider, target.model, *tokens, n)
         data["model"] = model.name
         data["metrics"] = metrics
@@ -196,14 +260,24 @@ class ChatPipeline:
         admission.settle(model, metrics, outcome.request_id)
         return data
 
-    def _stream_finisher(self, model, target, provider, call, meter, attempts, outcome, admission):
+    def _stream_finisher(
+        self,
+        model: ModelConfig,
+        target: TargetConfig,
+        provider: str,
+        call: ChatCall,
+        meter: Meter,
+        attempts: int,
+        outcome: Outcome,
+        admission: Admission,
+    ) -> Callable[[dict | None, FacadeError | None], dict]:
         def finish(usage: dict | None, error: FacadeError | None) -> dict:
             tokens = usage_tokens(usage)
             if tokens is None:  # cut off, or an upstream that ignores include_usage
                 tokens = (estimate_messages(call.body["messages"]), meter.content_chunks)
             metrics = meter.metrics(model, provider, call.upstream_model, *tokens, attempts)
             if error is None:
-                self.gw.router.succeeded(model, target, metrics["latency_s"])
+                self.router.succeeded(model, target, metrics["latency_s"])
             outcome.status = error.status if error else 200
             self._record(outcome, model, target, provider, metrics)
             admission.settle(model, metrics, call.request_id, status=outcome.status)
@@ -214,10 +288,10 @@ class ChatPipeline:
     def _failed(
         self, model: ModelConfig, target: TargetConfig, err: UpstreamError, attempt: int, rid: str
     ) -> None:
-        self.gw.router.failed(target, err)
+        self.router.failed(target, err)
         observe.upstream_failed(target.provider, err.type)
         # An upstream's own message may quote the prompt: logged only with prompt logging on.
-        detail = err.message if self.gw.settings.log_prompts else f"status {err.status}"
+        detail = err.message if self.options.log_prompts else f"status {err.status}"
         log.warning(
             "attempt %d for %s via %s/%s failed: %s (%s)",
             attempt,
@@ -230,7 +304,9 @@ class ChatPipeline:
         )
 
     @staticmethod
-    def _record(outcome: Outcome, model, target, provider: str, metrics: dict) -> None:
+    def _record(
+        outcome: Outcome, model: ModelConfig, target: TargetConfig, provider: str, metrics: dict
+    ) -> None:
         outcome.model = model.name
         outcome.provider = provider
         outcome.upstream_model = target.model

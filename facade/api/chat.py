@@ -50,7 +50,7 @@ def run_chat(body: dict, stream_presenter) -> Response:
     if body.get("stream"):
         watch = HangupWatch(request.environ)
         try:
-            opened = gw.chat.open_stream(body, caller(), rid, outcome)
+            opened = gw.pipeline.open_stream(body, caller(), rid, outcome)
         except BaseException:
             watch.stop()
             raise
@@ -69,7 +69,7 @@ def run_chat(body: dict, stream_presenter) -> Response:
             content_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    data = gw.chat.complete(body, caller(), rid, outcome)
+    data = gw.pipeline.complete(body, caller(), rid, outcome)
     if outcome.prompt is not None:
         outcome.completion = [(c.get("message") or {}).get("content") for c in data["choices"]]
     return data

@@ -29,7 +29,7 @@ def run_embeddings(body: dict) -> dict:
     gw = gateway()
     if gw.settings.log_prompts:
         g.outcome.prompt = body["input"]
-    return gw.chat.embed(body, caller(), request_id(), g.outcome)
+    return gw.pipeline.embed(body, caller(), request_id(), g.outcome)
 
 
 @blp.route("/embeddings", methods=["POST"])
