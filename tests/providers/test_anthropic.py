@@ -6,40 +6,21 @@ import json
 
 import pytest
 
-from facade.config import ModelConfig, ProviderConfig
+from facade.config import ProviderConfig
 from facade.errors import InvalidRequestError, UnsupportedParameterError, UpstreamError
 from facade.providers import anthropic
 from facade.providers.base import ChatCall
 from facade.providers.sse import SSEEvent
+from tests.builders import model_config, provider_config
 
-MODEL = ModelConfig(
-    name="claude",
-    targets=(),
-    input_cost_per_1m=0.0,
-    output_cost_per_1m=0.0,
-    context_window=200000,
-    max_output_tokens=1234,
-    capabilities=frozenset(),
-)
+MODEL = model_config("claude", context_window=200000, max_output_tokens=1234)
 USER = {"role": "user", "content": "hello"}
 
 
 def config(
     base_url: str = "https://api.anthropic.com", api_key: str | None = "sk-ant"
 ) -> ProviderConfig:
-    return ProviderConfig(
-        name="claude",
-        kind="anthropic",
-        base_url=base_url,
-        api_key=api_key,
-        connect_timeout_s=1.0,
-        read_timeout_s=1.0,
-        headers={},
-        api_version=None,
-        anthropic_version="2023-06-01",
-        ttft_s=0.0,
-        tokens_per_s=1.0,
-    )
+    return provider_config("claude", "anthropic", base_url=base_url, api_key=api_key)
 
 
 def call(stream: bool = False, max_tokens: int | None = None, **body) -> ChatCall:

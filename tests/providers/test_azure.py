@@ -6,37 +6,20 @@ import json
 
 import pytest
 
-from facade.config import ModelConfig, ProviderConfig
+from facade.config import ProviderConfig
 from facade.errors import UpstreamError
 from facade.providers import azure
 from facade.providers.base import ChatCall, EmbeddingCall
 from facade.providers.sse import SSEEvent
+from tests.builders import model_config, provider_config
 
-MODEL = ModelConfig(
-    name="gpt",
-    targets=(),
-    input_cost_per_1m=0.0,
-    output_cost_per_1m=0.0,
-    context_window=128000,
-    max_output_tokens=4096,
-    capabilities=frozenset(),
-)
+MODEL = model_config("gpt", context_window=128000, max_output_tokens=4096)
 BASE = "https://acme.openai.azure.com"
 
 
 def config(base_url: str = BASE, api_key: str | None = "az-key") -> ProviderConfig:
-    return ProviderConfig(
-        name="az",
-        kind="azure",
-        base_url=base_url,
-        api_key=api_key,
-        connect_timeout_s=1.0,
-        read_timeout_s=1.0,
-        headers={},
-        api_version="2024-10-21",
-        anthropic_version="2023-06-01",
-        ttft_s=0.0,
-        tokens_per_s=1.0,
+    return provider_config(
+        "az", "azure", base_url=base_url, api_key=api_key, api_version="2024-10-21"
     )
 
 

@@ -8,40 +8,21 @@ import struct
 
 import pytest
 
-from facade.config import ModelConfig, ProviderConfig
+from facade.config import ProviderConfig
 from facade.errors import InvalidRequestError, UnsupportedParameterError, UpstreamError
 from facade.providers import gemini
 from facade.providers.base import ChatCall, EmbeddingCall
 from facade.providers.sse import SSEEvent
+from tests.builders import model_config, provider_config
 
-MODEL = ModelConfig(
-    name="gem",
-    targets=(),
-    input_cost_per_1m=0.0,
-    output_cost_per_1m=0.0,
-    context_window=1000000,
-    max_output_tokens=4096,
-    capabilities=frozenset(),
-)
+MODEL = model_config("gem", context_window=1000000, max_output_tokens=4096)
 BASE = "https://generativelanguage.googleapis.com/v1beta"
 USER = {"role": "user", "content": "hello"}
 SECRET = "AIza-SECRET"
 
 
 def config(base_url: str = BASE, api_key: str | None = SECRET) -> ProviderConfig:
-    return ProviderConfig(
-        name="gem",
-        kind="gemini",
-        base_url=base_url,
-        api_key=api_key,
-        connect_timeout_s=1.0,
-        read_timeout_s=1.0,
-        headers={},
-        api_version=None,
-        anthropic_version="2023-06-01",
-        ttft_s=0.0,
-        tokens_per_s=1.0,
-    )
+    return provider_config("gem", "gemini", base_url=base_url, api_key=api_key)
 
 
 def call(stream: bool = False, max_tokens: int | None = None, **body) -> ChatCall:

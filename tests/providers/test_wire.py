@@ -12,25 +12,17 @@ import uuid
 
 import pytest
 
-from facade.config import ModelConfig, ProviderConfig
 from facade.errors import UpstreamError, UpstreamStatusError
 from facade.providers import anthropic, azure, gemini
 from facade.providers.base import ChatCall, EmbeddingCall
 from facade.providers.http import HTTPProvider
+from tests.builders import model_config, provider_config
 from tests.fakes.upstream import UNICODE_TOKENS
 
 SECRET = "vendor-SECRET-5d2e"
 KINDS = ("azure", "anthropic", "gemini")
 MODULES = {"azure": azure, "anthropic": anthropic, "gemini": gemini}
-MODEL = ModelConfig(
-    name="wired",
-    targets=(),
-    input_cost_per_1m=0.0,
-    output_cost_per_1m=0.0,
-    context_window=100000,
-    max_output_tokens=321,
-    capabilities=frozenset(),
-)
+MODEL = model_config("wired", context_window=100000, max_output_tokens=321)
 WEATHER = {
     "type": "function",
     "function": {
@@ -46,18 +38,14 @@ def base_url(kind: str, fake_url: str) -> str:
 
 
 def make_provider(kind: str, fake_url: str) -> HTTPProvider:
-    config = ProviderConfig(
-        name=f"wired-{kind}",
-        kind=kind,
+    config = provider_config(
+        f"wired-{kind}",
+        kind,
         base_url=base_url(kind, fake_url),
         api_key=SECRET,
         connect_timeout_s=2.0,
         read_timeout_s=5.0,
-        headers={},
         api_version="2024-10-21" if kind == "azure" else None,
-        anthropic_version="2023-06-01",
-        ttft_s=0.0,
-        tokens_per_s=1.0,
     )
     return HTTPProvider(config, MODULES[kind], pool_size=10)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from facade.config import ModelConfig
 from facade.metering import Meter, usage_tokens
+from tests.builders import model_config
 
-MODEL = ModelConfig("m", (), 0.5, 1.5, 16385, 4096, frozenset())
+MODEL = model_config("m", input_cost_per_1m=0.5, output_cost_per_1m=1.5, context_window=16385)
 
 
 def test_cost_uses_prices_per_million():
