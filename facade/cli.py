@@ -12,9 +12,9 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 
 from . import jsonutil, key_admin
+from .config import BUDGET_PERIODS
 from .errors import FacadeError
 from .schemas.admin_bodies import KeyCreateSchema, KeyUpdateSchema
-from .store.periods import PERIODS
 from .validation import flatten_errors
 
 keys_cli = AppGroup("keys", help="Create, list, update, rotate and revoke API keys.")
@@ -54,7 +54,9 @@ def _options(create: bool):
         click.option("--rpm", type=number, help="Requests per minute."),
         click.option("--tpm", type=number, help="Tokens per minute."),
         click.option("--budget-usd", type=real, help="Budget per period, in USD."),
-        click.option("--budget-period", type=click.Choice(PERIODS), help="Default: monthly."),
+        click.option(
+            "--budget-period", type=click.Choice(BUDGET_PERIODS), help="Default: monthly."
+        ),
         click.option("--expires-at", help="ISO 8601 date-time (UTC unless it says otherwise)."),
         click.option("--metadata", multiple=True, help="KEY=VALUE labels, e.g. team=search."),
     ]

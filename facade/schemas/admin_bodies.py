@@ -13,7 +13,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from .. import jsonutil
-from ..store.periods import PERIODS
+from ..config import BUDGET_PERIODS
 from .fields import StrictInteger, StrictNumber, StrictString, one_of
 
 MAX_METADATA_BYTES = 4096
@@ -52,7 +52,7 @@ class KeyUpdateSchema(_Strict):
     rpm = StrictInteger(allow_none=True, validate=validate.Range(min=1))
     tpm = StrictInteger(allow_none=True, validate=validate.Range(min=1))
     budget_usd = StrictNumber(allow_none=True, validate=validate.Range(min=0))
-    budget_period = StrictString(validate=one_of(*PERIODS))
+    budget_period = StrictString(validate=one_of(*BUDGET_PERIODS))
     expires_at = IsoDateTime(
         allow_none=True, metadata={"description": "ISO 8601; without a zone, UTC."}
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-PERIODS = ("daily", "weekly", "monthly", "total")
 TOTAL = "total"
 
 
