@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from .schemas.chat_request import CHAT_FIELDS
 from .settings import Settings
 from .validation import flatten_errors
 
@@ -25,6 +26,9 @@ DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "simulator")
 BUDGET_PERIODS = ("daily", "weekly", "monthly", "total")
 AUTO_STRATEGIES = ("cheapest", "fastest", "priority")
+# Azure OpenAI's latest dated GA data-plane version, used when a provider names none.
+AZURE_DEFAULT_API_VERSION = "2024-10-21"
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -52,7 +56,12 @@ class ProviderSchema(_Strict):
     api_key = fields.String(load_default=None)
     timeout_s = fields.Nested(TimeoutSchema, load_default=lambda: TimeoutSchema().load({}))
     headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    api_version = fields.String(load_default=None)  # azure
+    api_version = fields.String(load_default=None)  # azure; AZURE_DEFAULT_API_VERSION if unset
+    # Vendor extras (vLLM's min_p, chat_template_kwargs, ...) sent to this provider as given.
+    passthrough_params = fields.List(
+        fields.String(validate=validate.Regexp(_PARAM_NAME, error="Not a parameter name.")),
+        load_default=list,
+    )
     anthropic_version = fields.String(load_default="2023-06-01")  # anthropic
     ttft_s = fields.Float(load_default=0.25, validate=validate.Range(min=0))  # simulator
     tokens_per_s = fields.Float(load_default=40.0, validate=validate.Range(min=0.1))  # simulator
@@ -61,8 +70,12 @@ class ProviderSchema(_Strict):
     def _per_kind(self, data: dict, **_: Any) -> None:
         if data["kind"] != "simulator" and not data.get("base_url"):
             raise ValidationError("required for this provider kind", "base_url")
-        if data["kind"] == "azure" and not data.get("api_version"):
-            raise ValidationError("required for the azure kind", "api_version")
+        for name in data["passthrough_params"]:
+            if name in CHAT_FIELDS:
+                raise ValidationError(
+                    f"{name!r} is a chat parameter already; list only vendor extras",
+                    "passthrough_params",
+                )
 
 
 class TargetSchema(_Strict):
@@ -135,6 +148,7 @@ class ProviderConfig:
     anthropic_version: str
     ttft_s: float
     tokens_per_s: float
+    passthrough_params: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -232,7 +246,14 @@ def _freeze(doc: dict, source: str) -> Config:
             raise ConfigError(f"providers[{i}].name: duplicate provider name {p['name']!r}")
         timeout = p.pop("timeout_s")
         providers[p["name"]] = ProviderConfig(
-            **p, connect_timeout_s=timeout["connect"], read_timeout_s=timeout["read"]
+            **{
+                **p,
+                "api_version": p["api_version"]
+                or (AZURE_DEFAULT_API_VERSION if p["kind"] == "azure" else None),
+                "passthrough_params": frozenset(p["passthrough_params"]),
+            },
+            connect_timeout_s=timeout["connect"],
+            read_timeout_s=timeout["read"],
         )
     models: dict[str, ModelConfig] = {}
     for i, m in enumerate(doc["models"]):

@@ -23,6 +23,7 @@ from .metering import Meter, usage_tokens
 from .outcome import Outcome
 from .providers import ChatCall, ChunkStream, EmbeddingCall, Provider
 from .router import Router
+from .schemas.chat_request import extra_params
 from .telemetry import observe, tracing
 
 log = logging.getLogger("facade.chat")
@@ -76,6 +77,9 @@ class ChatPipeline:
     def plan(self, body: dict, key: ApiKey) -> Plan:
         """Every (model, target) to try in order; 503 when all of them are cooling down."""
         router = self.router
+        extras = extra_params(body)
+        if extras:
+            router.check_extras(extras)
         plan: Plan = []
         cooling: UnavailableError | None = None
         for model in router.models_for(body.get("model"), key, body):
@@ -85,6 +89,8 @@ class ChatPipeline:
                 cooling = cooling or err
         if not plan:
             raise cooling or UnavailableError("no target can answer this model")
+        if extras:
+            plan = router.accepting_extras(plan, extras)
         return plan
 
     def _fallback_wait(self, err: UpstreamError) -> None:

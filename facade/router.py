@@ -42,7 +42,7 @@ class TargetHealth:
 def needs_of(body: dict) -> set[str]:
     """The capabilities a request needs from a model."""
     needs = set()
-    if body.get("tools"):
+    if body.get("tools") or body.get("functions"):
         needs.add("tools")
     fmt = body.get("response_format")
     if fmt and fmt.get("type") in ("json_object", "json_schema"):
@@ -109,6 +109,39 @@ class Router:
             # Unmeasured models sort first so that each gets observed.
             fitting.sort(key=lambda m: self.model_latency.get(m.name, 0.0))
         return fitting
+
+    # -- vendor extras ------------------------------------------------------------------
+    def check_extras(self, extras: list[str]) -> None:
+        """A name no provider lists in `passthrough_params` is a typo: 400 naming it."""
+        providers = self.config.providers.values()
+        for name in extras:
+            if not any(name in p.passthrough_params for p in providers):
+                raise InvalidRequestError(f"{name}: Unknown field.", param=name)
+
+    def accepting_extras(self, plan: list, extras: list[str]) -> list:
+        """The (model, target) pairs whose provider lists every extra.
+
+        The others are skipped, fallbacks included: sending the request there would drop the
+        extra silently. None left is a 400 naming the extra.
+        """
+        providers = self.config.providers
+        kept = [
+            (model, target)
+            for model, target in plan
+            if all(n in providers[target.provider].passthrough_params for n in extras)
+        ]
+        if not kept:
+            name = next(
+                n
+                for n in extras
+                if not all(n in providers[t.provider].passthrough_params for _, t in plan)
+            )
+            models = ", ".join(dict.fromkeys(m.name for m, _ in plan))
+            raise InvalidRequestError(
+                f"{name}: no provider of the model {models} lists it in passthrough_params",
+                param=name,
+            )
+        return kept
 
     # -- which targets ------------------------------------------------------------------
     def plan(self, model: ModelConfig) -> list[TargetConfig]:

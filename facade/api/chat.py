@@ -6,7 +6,7 @@ from flask import Response, current_app, g, request
 
 from ..envelope import EnvelopeStream, ok_bytes
 from ..schemas.answers import ChatCompletionChunkSchema, ChatCompletionSchema
-from ..schemas.chat_request import ChatRequestSchema
+from ..schemas.chat_request import ROUTE_SCHEMA
 from .blueprint import EnvelopeBlueprint, envelope_schema, error_responses
 from .context import authenticate, caller, gateway, refuse_when_draining, request_id
 from .hangup import HangupWatch
@@ -76,7 +76,7 @@ def run_chat(body: dict, stream_presenter) -> Response:
 
 
 @blp.route("/chat/completions", methods=["POST"])
-@blp.arguments(ChatRequestSchema(), error_status_code=400)  # an instance: built once
+@blp.arguments(ROUTE_SCHEMA, error_status_code=400)  # an instance: built once
 @blp.doc(responses={"200": OK_RESPONSE, **CHAT_ERRORS})
 def create_chat_completion(body: dict) -> Response:
     """Create a chat completion (set `stream` for server-sent events)."""

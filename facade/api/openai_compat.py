@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 from .. import jsonutil
 from ..envelope import DONE_EVENT, sse_event
 from ..errors import FacadeError
-from ..schemas.chat_request import ChatRequestSchema
+from ..schemas.chat_request import ROUTE_SCHEMA
 from ..schemas.embeddings_request import EmbeddingRequestSchema
 from .blueprint import BodyParser
 from .catalog import model_list
@@ -55,7 +55,7 @@ def _json(data: dict) -> Response:
 
 
 @blp.route("/chat/completions", methods=["POST"])
-@blp.arguments(ChatRequestSchema(), error_status_code=400)
+@blp.arguments(ROUTE_SCHEMA, error_status_code=400)
 def openai_chat_completions(body: dict) -> Response:
     """Create a chat completion (OpenAI's shape, for SDKs)."""
     result = run_chat(body, PlainStream)

@@ -14,6 +14,15 @@ Decisions, and why:
   presence penalties, `seed`, `response_format` json_object / json_schema (Claude's
   structured output is a beta behind a header; prompting for JSON is no guarantee), audio
   parts, files other than PDF data: URLs, and image URLs neither data: nor http(s).
+- Translated: `reasoning_effort` -> extended thinking with a budget (minimal 1024, low 2048,
+  medium 8192, high 24576, xhigh 32768 tokens, lowered to leave 1024 of `max_tokens` for the
+  answer; below 2048 `max_tokens` it is refused); `safety_identifier`, else `user`, else
+  `metadata.user_id` -> `metadata.user_id`; `service_tier` auto -> auto, default ->
+  standard_only; legacy `functions` / `function_call` -> tools / tool_choice.
+- Also refused: `verbosity` other than medium, audio `modalities` and `audio`, `prediction`,
+  `web_search_options`, `service_tier` flex / scale / priority.
+- Dropped, since they cannot change the answer: `store` (OpenAI's own stored completions),
+  `prompt_cache_key` (a routing hint for OpenAI's cache), `metadata` keys other than user_id.
 - Taken as hints and not sent: a message's `name`, an image's `detail`, a tool's `strict`.
   Claude has no counterpart, and refusing them would break common SDK defaults (the OpenAI
   Agents SDK marks every tool strict) for no change in the output.

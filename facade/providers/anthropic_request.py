@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from .base import ChatCall
-from .common import tool_arguments
+from .common import THINKING_BUDGETS, chat_tools, refuse_openai_only, tool_arguments
 
 KIND = "anthropic"
 # (parameter, does this value ask for what Claude cannot do?, why); top_logprobs needs logprobs.
@@ -20,6 +20,8 @@ _REFUSED = (
     ("presence_penalty", bool, "Claude has no repetition penalties"),
     ("seed", lambda v: True, "Claude has no seeded sampling"),
 )
+_MIN_THINKING = 1024  # Claude's smallest thinking budget
+_TIERS = {"auto": "auto", "default": "standard_only"}
 
 
 def build_payload(call: ChatCall) -> dict:
@@ -39,19 +41,47 @@ def build_payload(call: ChatCall) -> dict:
     stop = body.get("stop")
     if stop:
         payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if body.get("tools"):
-        payload["tools"] = [_tool(t["function"]) for t in body["tools"]]
-        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+    functions, choice = chat_tools(body)
+    if functions:
+        payload["tools"] = [_tool(f) for f in functions]
+        choice = _tool_choice(choice, body.get("parallel_tool_calls"))
         if choice:
             payload["tool_choice"] = choice
-    if body.get("user"):
-        payload["metadata"] = {"user_id": body["user"]}
+    thinking = _thinking(body.get("reasoning_effort"), payload["max_tokens"])
+    if thinking:
+        payload["thinking"] = thinking
+    user_id = _user_id(body)
+    if user_id:
+        payload["metadata"] = {"user_id": user_id}
+    if body.get("service_tier"):
+        payload["service_tier"] = _TIERS[body["service_tier"]]
     if call.stream:
         payload["stream"] = True
     return payload
 
 
+def _thinking(effort: str | None, max_tokens: int) -> dict | None:
+    """`reasoning_effort` -> an extended thinking budget that leaves 1024 tokens to answer."""
+    if not effort or effort == "none":
+        return None
+    budget = min(THINKING_BUDGETS[effort], max_tokens - _MIN_THINKING)
+    if budget < _MIN_THINKING:
+        raise UnsupportedParameterError(
+            "reasoning_effort",
+            KIND,
+            f"Claude's extended thinking needs max_tokens of at least {2 * _MIN_THINKING}",
+        )
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+def _user_id(body: dict) -> str | None:
+    """Claude's one end-user id: `safety_identifier`, else `user`, else metadata's user_id."""
+    metadata = body.get("metadata") or {}
+    return body.get("safety_identifier") or body.get("user") or metadata.get("user_id")
+
+
 def _refuse_unsupported(body: dict) -> None:
+    refuse_openai_only(body, KIND)
     for name, cannot, why in _REFUSED:
         value = body.get(name)
         if value is not None and cannot(value):

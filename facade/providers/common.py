@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import jsonutil
-from ..errors import InvalidRequestError, UpstreamError
+from ..errors import InvalidRequestError, UnsupportedParameterError, UpstreamError
 from .sse import SSEEvent
 
 
@@ -32,3 +32,42 @@ def tool_arguments(arguments: str, param: str, kind: str) -> dict:
             param=f"{param}.function.arguments",
         )
     return value
+
+
+# Thinking budgets (tokens) for OpenAI's `reasoning_effort`, for vendors that take a budget.
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576, "xhigh": 32768}
+_PRICED_TIERS = ("flex", "scale", "priority")
+
+
+def chat_tools(body: dict) -> tuple[list[dict], object]:
+    """(function definitions, tool choice) from `tools`, with the legacy `functions` and
+    `function_call` read as the same thing: every vendor here knows only tools."""
+    functions = [t["function"] for t in body.get("tools") or ()]
+    functions += body.get("functions") or ()
+    choice = body.get("tool_choice")
+    if choice is None and body.get("function_call") is not None:
+        legacy = body["function_call"]
+        choice = {"type": "function", "function": legacy} if isinstance(legacy, dict) else legacy
+    return functions, choice
+
+
+def refuse_openai_only(body: dict, kind: str) -> None:
+    """Chat parameters with no counterpart at this vendor that would change the answer (or
+    its price class): a 400 naming each, unless its value is the default anyway."""
+    if body.get("verbosity") not in (None, "medium"):
+        raise UnsupportedParameterError("verbosity", kind, "no verbosity control")
+    modalities = body.get("modalities")
+    if modalities and modalities != ["text"]:
+        raise UnsupportedParameterError("modalities", kind, "text output only")
+    if body.get("audio") is not None:
+        raise UnsupportedParameterError("audio", kind, "no audio output")
+    if body.get("prediction") is not None:
+        raise UnsupportedParameterError("prediction", kind, "no predicted outputs")
+    if body.get("web_search_options") is not None:
+        raise UnsupportedParameterError(
+            "web_search_options", kind, "web search is not translated for this vendor"
+        )
+    if body.get("service_tier") in _PRICED_TIERS:
+        raise UnsupportedParameterError(
+            "service_tier", kind, f"no {body['service_tier']} processing tier"
+        )

@@ -14,9 +14,14 @@ Decisions, and why:
   false` (no way to ask for one call at a time), images and files not sent as data: URLs
   (this API does not fetch arbitrary URLs), non-text system or tool content, token-array
   embedding inputs.
-- Not sent, as hints with no Gemini counterpart and no effect on the output: `user`, a
-  message's `name`, an image's `detail`, a tool's `strict`. Zero penalties and `n` = 1 are
-  defaults and not sent either: some models refuse the penalty fields even at 0.
+- Translated: `reasoning_effort` -> `thinkingConfig.thinkingBudget` (none 0, minimal 1024,
+  low 2048, medium 8192, high 24576, xhigh 32768); legacy `functions` -> tools.
+- Also refused: `verbosity` other than medium, audio `modalities` and `audio`, `prediction`,
+  `web_search_options`, `service_tier` flex / scale / priority.
+- Not sent, as hints with no Gemini counterpart and no effect on the output: `user`,
+  `safety_identifier`, `metadata`, `store`, `prompt_cache_key`, `service_tier` auto /
+  default, a message's `name`, an image's `detail`, a tool's `strict`. Zero penalties and
+  `n` = 1 are defaults and not sent either: some models refuse the penalty fields even at 0.
 - No terminal stream event exists: a stream is complete once every candidate seen has a
   finishReason (or the prompt was blocked); EOF before that is a cut-off.
 - Embedding usage is not reported by Gemini: it is estimated at four characters a token.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .. import jsonutil
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from .base import ChatCall
-from .common import tool_arguments
+from .common import THINKING_BUDGETS, chat_tools, refuse_openai_only, tool_arguments
 
 KIND = "gemini"
 _CONFIG = (  # OpenAI field, generationConfig field, default value that is left unsent
@@ -25,6 +25,7 @@ _TOOL_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 
 def build_payload(call: ChatCall) -> dict:
     body = call.body
+    refuse_openai_only(body, KIND)
     if body.get("logit_bias"):
         raise UnsupportedParameterError("logit_bias", KIND, "Gemini has no token biasing")
     if body.get("parallel_tool_calls") is False:
@@ -38,10 +39,10 @@ def build_payload(call: ChatCall) -> dict:
     config = _generation_config(body, call.max_tokens)
     if config:
         payload["generationConfig"] = config
-    if body.get("tools"):
-        declarations = [_declaration(t["function"]) for t in body["tools"]]
+    functions, choice = chat_tools(body)
+    if functions:
+        declarations = [_declaration(f) for f in functions]
         payload["tools"] = [{"functionDeclarations": declarations}]
-        choice = body.get("tool_choice")
         if choice is not None:
             if isinstance(choice, dict):
                 names = [choice["function"]["name"]]
@@ -73,6 +74,9 @@ def _generation_config(body: dict, max_tokens: int | None) -> dict:
         config["responseLogprobs"] = True
         if body.get("top_logprobs") is not None:
             config["logprobs"] = body["top_logprobs"]
+    effort = body.get("reasoning_effort")
+    if effort:  # "none" turns thinking off where the model allows it (2.5 Flash)
+        config["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGETS.get(effort, 0)}
     return config
 
 

@@ -40,6 +40,15 @@ class HTTPProvider(Provider):
         self.kind = config.kind
         self.protocol = protocol
         self.upstream = Upstream(config, protocol.auth_headers(config), pool_size)
+        self._extras = tuple(config.passthrough_params)
+
+    def _payload(self, call: ChatCall) -> dict:
+        """The protocol's payload plus the vendor extras this provider lists, as sent."""
+        payload = self.protocol.build_payload(call)
+        for name in self._extras:
+            if name in call.body:
+                payload[name] = call.body[name]
+        return payload
 
     def _post(self, url: str, payload: dict, call: ChatCall | EmbeddingCall):
         return self.upstream.post(
@@ -62,13 +71,13 @@ class HTTPProvider(Provider):
 
     def complete(self, call: ChatCall) -> dict:
         proto = self.protocol
-        payload = proto.build_payload(call)
+        payload = self._payload(call)
         resp = self._post(proto.chat_url(self.config, call.upstream_model, False), payload, call)
         return proto.parse_response(self._read_json(resp), call)
 
     def stream(self, call: ChatCall) -> ChunkStream:
         proto = self.protocol
-        payload = proto.build_payload(call)
+        payload = self._payload(call)
         url = proto.chat_url(self.config, call.upstream_model, True)
         resp = self._post(url, payload, call)
         events = decode_events(iter_body(resp, self.name))

@@ -1,14 +1,25 @@
 """The chat request body: the OpenAI Chat Completions fields, validated strictly.
 
 Unknown fields are rejected at every level (`Meta.unknown = RAISE`): a typo such as
-`max_token` silently ignored would cost the caller money.
+`max_token` silently ignored would cost the caller money. The routes load the top level with
+`unknown=INCLUDE` instead (`ROUTE_SCHEMA`): a name outside `CHAT_FIELDS` may be a vendor extra
+that a provider lists in `passthrough_params`, and the pipeline refuses it (400 naming it)
+when no provider the request can reach lists it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    INCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from .fields import (
     JSONObject,
@@ -22,6 +33,10 @@ from .fields import (
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+LEVELS = ("low", "medium", "high")
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+AUDIO_FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
 
 
 class _Strict(Schema):
@@ -134,6 +149,91 @@ class ToolChoiceField(fields.Field):
         raise self.make_error("invalid")
 
 
+class FunctionCallChoiceField(fields.Field):
+    """The legacy `function_call`: `"none"`, `"auto"` or `{"name": ...}`."""
+
+    default_error_messages = {"invalid": "Must be 'none', 'auto' or an object naming a function."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if value in ("none", "auto"):
+            return value
+        if isinstance(value, dict):
+            try:
+                return ToolChoiceFunctionSchema().load(value)
+            except ValidationError:
+                pass
+        raise self.make_error("invalid")
+
+
+class VoiceField(fields.Field):
+    """An audio voice: a built-in voice name or `{"id": <custom voice>}`."""
+
+    default_error_messages = {"invalid": "Must be a voice name or an object with a voice id."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+        if isinstance(value, dict) and set(value) == {"id"} and isinstance(value["id"], str):
+            return value
+        raise self.make_error("invalid")
+
+
+class AudioOutputSchema(_Strict):
+    voice = VoiceField(required=True)
+    format = StrictString(required=True, validate=one_of(*AUDIO_FORMATS))
+
+
+class PredictionContentField(fields.Field):
+    """Predicted output: a string or an array of text parts."""
+
+    default_error_messages = {"invalid": "Must be a string or an array of text parts."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(
+            isinstance(p, dict)
+            and set(p) == {"type", "text"}
+            and p["type"] == "text"
+            and isinstance(p["text"], str)
+            for p in value
+        ):
+            return value
+        raise self.make_error("invalid")
+
+
+class PredictionSchema(_Strict):
+    type = StrictString(required=True, validate=one_of("content"))
+    content = PredictionContentField(required=True)
+
+
+class ApproximateLocationSchema(_Strict):
+    city = StrictString(validate=validate.Length(max=256))
+    country = StrictString(validate=validate.Length(max=8))
+    region = StrictString(validate=validate.Length(max=256))
+    timezone = StrictString(validate=validate.Length(max=64))
+
+
+class UserLocationSchema(_Strict):
+    type = StrictString(required=True, validate=one_of("approximate"))
+    approximate = fields.Nested(ApproximateLocationSchema, required=True)
+
+
+class WebSearchOptionsSchema(_Strict):
+    search_context_size = StrictString(validate=one_of(*LEVELS))
+    user_location = fields.Nested(UserLocationSchema, allow_none=True)
+
+
+def metadata_field() -> fields.Dict:
+    """OpenAI's `metadata`: at most 16 string pairs, keys up to 64 and values up to 512."""
+    return fields.Dict(
+        keys=StrictString(validate=validate.Length(min=1, max=64)),
+        values=StrictString(validate=validate.Length(max=512)),
+        validate=validate.Length(max=16),
+        allow_none=True,
+    )
+
+
 class JSONSchemaFormatSchema(_Strict):
     name = StrictString(required=True)
     description = StrictString()
@@ -190,6 +290,25 @@ class ChatRequestSchema(_Strict):
         allow_none=True,
     )
     parallel_tool_calls = StrictBoolean()
+    functions = fields.List(
+        fields.Nested(FunctionDefSchema), validate=validate.Length(min=1, max=128)
+    )
+    function_call = FunctionCallChoiceField()
+    reasoning_effort = StrictString(allow_none=True, validate=one_of(*REASONING_EFFORTS))
+    verbosity = StrictString(allow_none=True, validate=one_of(*LEVELS))
+    modalities = fields.List(
+        StrictString(validate=one_of("text", "audio")),
+        allow_none=True,
+        validate=validate.Length(min=1, max=2),
+    )
+    audio = fields.Nested(AudioOutputSchema, allow_none=True)
+    prediction = fields.Nested(PredictionSchema, allow_none=True)
+    store = StrictBoolean(allow_none=True)
+    metadata = metadata_field()
+    service_tier = StrictString(allow_none=True, validate=one_of(*SERVICE_TIERS))
+    prompt_cache_key = StrictString(allow_none=True, validate=validate.Length(max=1024))
+    safety_identifier = StrictString(allow_none=True, validate=validate.Length(max=256))
+    web_search_options = fields.Nested(WebSearchOptionsSchema, allow_none=True)
 
     @validates_schema
     def _cross_fields(self, data: dict, **_: Any) -> None:
@@ -199,4 +318,20 @@ class ChatRequestSchema(_Strict):
             raise ValidationError("requires logprobs to be true", "top_logprobs")
         if "tool_choice" in data and not data.get("tools") and data["tool_choice"] != "none":
             raise ValidationError("requires tools", "tool_choice")
+        if "function_call" in data and not data.get("functions"):
+            if data["function_call"] != "none":
+                raise ValidationError("requires functions", "function_call")
+        if "audio" in (data.get("modalities") or ()) and not data.get("audio"):
+            raise ValidationError("audio output needs the audio parameter", "audio")
+
+
+# Every top-level name the schema knows (the rest may be a provider's passthrough extra).
+CHAT_FIELDS = frozenset(ChatRequestSchema().fields)
+# What the routes load with: nested objects stay strict, the top level keeps extras.
+ROUTE_SCHEMA = ChatRequestSchema(unknown=INCLUDE)
+
+
+def extra_params(body: dict) -> list[str]:
+    """The names in a loaded body that are no chat parameter (vendor extras, or typos)."""
+    return [name for name in body if name not in CHAT_FIELDS]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facade.config import ConfigError, load_config, parse_config
+from facade.config import AZURE_DEFAULT_API_VERSION, ConfigError, load_config, parse_config
 from facade.settings import Settings
 
 
@@ -84,10 +84,25 @@ def test_bad_keys_are_named(mutate, where):
     assert error_of(raw).startswith(where + ":")
 
 
-def test_azure_needs_api_version():
+def test_azure_api_version_defaults_to_a_ga_version():
+    # DESIGN.md (issue 12) made api_version optional: a current GA version by default.
     raw = minimal()
     raw["providers"][0]["kind"] = "azure"
-    assert error_of(raw).startswith("providers[0].api_version")
+    assert (
+        parse_config(raw).providers["up"].api_version == AZURE_DEFAULT_API_VERSION == "2024-10-21"
+    )
+    raw["providers"][0]["api_version"] = "2025-04-01-preview"
+    assert parse_config(raw).providers["up"].api_version == "2025-04-01-preview"
+
+
+def test_passthrough_params_are_vendor_extras_only():
+    raw = minimal()
+    raw["providers"][0]["passthrough_params"] = ["min_p", "chat_template_kwargs"]
+    assert parse_config(raw).providers["up"].passthrough_params == {"min_p", "chat_template_kwargs"}
+    raw["providers"][0]["passthrough_params"] = ["temperature"]
+    assert error_of(raw).startswith("providers[0].passthrough_params")
+    raw["providers"][0]["passthrough_params"] = ["bad name"]
+    assert error_of(raw).startswith("providers[0].passthrough_params")
 
 
 def test_unreadable_and_non_mapping_files(tmp_path):

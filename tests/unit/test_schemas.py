@@ -120,3 +120,59 @@ def test_content_forms():
 def test_odd_unicode_is_kept():
     text = "e\u0301 \u202e reversed \u2028 \U0001f600 \x00 nul"
     assert load(messages=[{"role": "user", "content": text}])["messages"][0]["content"] == text
+
+
+def test_todays_parameters_are_accepted():
+    body = load(
+        reasoning_effort="minimal",
+        verbosity="high",
+        modalities=["text", "audio"],
+        audio={"voice": {"id": "voice-1"}, "format": "pcm16"},
+        prediction={"type": "content", "content": [{"type": "text", "text": "x"}]},
+        store=False,
+        metadata={"k": "v"},
+        service_tier="priority",
+        prompt_cache_key="pck",
+        safety_identifier="sid",
+        web_search_options={
+            "search_context_size": "high",
+            "user_location": {"type": "approximate", "approximate": {"city": "Lisbon"}},
+        },
+        functions=[{"name": "f", "parameters": {"type": "object"}}],
+        function_call={"name": "f"},
+    )
+    assert body["audio"]["format"] == "pcm16" and body["function_call"] == {"name": "f"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ({"verbosity": 1}, "verbosity"),
+        ({"modalities": ["video"]}, "modalities[0]"),
+        ({"modalities": ["audio"]}, "audio"),
+        ({"audio": {"voice": "alloy", "format": "ogg"}}, "audio.format"),
+        ({"prediction": {"type": "content", "content": 5}}, "prediction.content"),
+        ({"store": "yes"}, "store"),
+        ({"metadata": {"k": 5}}, "metadata.k.value"),
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        ({"service_tier": "gold"}, "service_tier"),
+        ({"prompt_cache_key": 7}, "prompt_cache_key"),
+        ({"safety_identifier": ["x"]}, "safety_identifier"),
+        ({"web_search_options": {"search_context_size": "huge"}}, "web_search_options."),
+        ({"functions": []}, "functions"),
+        ({"function_call": {"name": "f"}}, "function_call"),
+        ({"function_call": "required", "functions": [{"name": "f"}]}, "function_call"),
+    ],
+)
+def test_todays_parameters_are_validated(fields, param):
+    assert param_of(**fields).startswith(param)
+
+
+def test_route_schema_keeps_extras_for_passthrough():
+    from facade.schemas.chat_request import ROUTE_SCHEMA, extra_params
+
+    body = ROUTE_SCHEMA.load({"messages": MSG, "min_p": 0.1, "chat_template_kwargs": {"a": 1}})
+    assert body["min_p"] == 0.1 and sorted(extra_params(body)) == ["chat_template_kwargs", "min_p"]
+    with pytest.raises(ValidationError):  # nested objects stay strict
+        ROUTE_SCHEMA.load({"messages": [{"role": "user", "content": "x", "min_p": 1}]})
