@@ -1,10 +1,11 @@
 """The chat request body: the OpenAI Chat Completions fields, validated strictly.
 
 Unknown fields are rejected at every level (`Meta.unknown = RAISE`): a typo such as
-`max_token` silently ignored would cost the caller money. The routes load the top level with
-`unknown=INCLUDE` instead (`ROUTE_SCHEMA`): a name outside `CHAT_FIELDS` may be a vendor extra
-that a provider lists in `passthrough_params`, and the pipeline refuses it (400 naming it)
-when no provider the request can reach lists it.
+`max_token` silently ignored would cost the caller money. The routes load with
+`ROUTE_SCHEMA`, which sets top-level names outside `CHAT_FIELDS` aside before validating and
+puts them back after: such a name may be a vendor extra that a provider lists in
+`passthrough_params`, and the pipeline refuses it (400 naming it) when no provider the
+request can reach lists it. The spec still shows the strict contract.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import (
-    INCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -258,6 +258,20 @@ def _penalty() -> StrictNumber:
 class ChatRequestSchema(_Strict):
     """An OpenAI Chat Completions request."""
 
+    def __init__(self, *, keep_extras: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.keep_extras = keep_extras
+
+    def load(self, data: Any, **kwargs: Any) -> Any:
+        """Validate; with `keep_extras`, unknown top-level names come back unvalidated."""
+        if self.keep_extras and isinstance(data, dict):
+            extras = {k: v for k, v in data.items() if k not in CHAT_FIELDS}
+            if extras:
+                body = super().load({k: v for k, v in data.items() if k in CHAT_FIELDS}, **kwargs)
+                body.update(extras)
+                return body
+        return super().load(data, **kwargs)
+
     model = StrictString(
         allow_none=True,
         load_default=None,
@@ -328,7 +342,7 @@ class ChatRequestSchema(_Strict):
 # Every top-level name the schema knows (the rest may be a provider's passthrough extra).
 CHAT_FIELDS = frozenset(ChatRequestSchema().fields)
 # What the routes load with: nested objects stay strict, the top level keeps extras.
-ROUTE_SCHEMA = ChatRequestSchema(unknown=INCLUDE)
+ROUTE_SCHEMA = ChatRequestSchema(keep_extras=True)
 
 
 def extra_params(body: dict) -> list[str]:
