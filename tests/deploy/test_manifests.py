@@ -349,7 +349,11 @@ def test_grace_period_covers_prestop_and_gunicorn_drain(name):
 
 
 def test_gunicorn_config_reads_the_variables_the_manifests_set():
-    text = (ROOT / "gunicorn.conf.py").read_text(encoding="utf-8")
+    # gunicorn.conf.py loads facade/gunicorn_conf.py, whose values come from facade/settings.py.
+    text = "".join(
+        (ROOT / path).read_text(encoding="utf-8")
+        for path in ("gunicorn.conf.py", "facade/gunicorn_conf.py", "facade/settings.py")
+    )
     env = env_of(rendered("base"))
     for name in (
         "FACADE_BIND",

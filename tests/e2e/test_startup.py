@@ -82,3 +82,31 @@ def test_demo_streams_at_a_pace(demo):
     assert metrics["output_tokens"] == 12
     assert metrics["time_to_first_token_s"] >= 0.15, "the simulator waits before its first token"
     assert 0 < metrics["inter_token_latency_s"] < 0.1
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("FACADE_WORKERS", "two", "whole number"),
+        ("FACADE_DATABASE_URL", "postgresql://facade:pw-SECRET@db:port/facade", "postgresql://"),
+        ("FACADE_DATABASE_URL", "mysql://db/facade", "sqlite:///"),
+        ("FACADE_BIND", "localhost", "HOST:PORT"),
+        ("FACADE_REDIS_URL", "redis://cache:six/0", "redis://"),
+        ("FACADE_USAGE_FLUSH_S", "soon", "seconds"),
+    ],
+)
+def test_bad_environment_stops_start_up_in_one_line(tmp_path, name, value, expected):
+    server = start_gunicorn(tmp_path, None, env={name: value}, wait=False)
+    try:
+        code = server.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        server.stop()
+        pytest.fail(f"gunicorn kept running with {name}={value}")
+    time.sleep(0.1)
+    log = server.log()
+    assert code == 3, log
+    lines = log.strip().splitlines()
+    assert len(lines) == 1, log
+    assert name in lines[0] and expected in lines[0]
+    assert "Traceback" not in log and "Booting worker" not in log
+    assert "pw-SECRET" not in log, "a URL's password must not be echoed"
