@@ -119,6 +119,7 @@ class StoreAdmission:
             metrics.get("latency_s", 0.0),
             status,
             request_id,
+            metrics.get("time_to_first_token_s"),
         )
         delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(
@@ -145,6 +146,7 @@ class StoreAdmission:
             round(time.time() - self.ts, 6),
             status,
             self.request_id,
+            None,
         )
         delta = -self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(

@@ -58,8 +58,7 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # /docs is facade/api/pages.py: Swagger UI from an installed package, no CDN.
         API_SPEC_OPTIONS={
             "info": {
                 "description": "An enterprise gateway in front of large language models. "
@@ -76,10 +75,11 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
     gateway = Gateway(config, settings, store=store)
     app.extensions["facade"] = gateway
     api = FacadeApi(app)
-    from .api import admin, catalog, chat, embeddings, health, openai_compat
+    from .api import admin, catalog, chat, embeddings, health, openai_compat, pages
 
     for blp in (chat.blp, embeddings.blp, catalog.blp, openai_compat.blp, health.blp, admin.blp):
         api.register_blueprint(blp)
+    app.register_blueprint(pages.blp)  # pages for people, not in the spec
     from .cli import keys_cli
 
     app.cli.add_command(keys_cli)

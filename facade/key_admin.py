@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from .errors import InvalidRequestError, NotFoundError
 from .gateway import Gateway
 from .keys import ApiKey
-from .store import reports
+from .store import model_stats, reports
 from .store.keystore import KeyStore, config_view
 from .store.periods import period_starts
 
@@ -93,6 +93,22 @@ def rotate_key(gw: Gateway, key_id: str) -> tuple[dict, str]:
         raise _read_only(config_key)
     view, plaintext = _keystore(gw).rotate(key_id)
     return with_spend(gw, [view])[0], plaintext
+
+
+def _report_range(date_from: date | None, date_to: date | None) -> tuple[date, date]:
+    date_to = date_to or datetime.now(UTC).date()
+    date_from = date_from or date_to - timedelta(days=REPORT_DAYS - 1)
+    if date_from > date_to:
+        raise InvalidRequestError("from: must not be after 'to'", param="from")
+    return date_from, date_to
+
+
+def model_report(gw: Gateway, date_from: date | None = None, date_to: date | None = None) -> dict:
+    """Requests, error rate and latency percentiles per model (the dashboard's table)."""
+    _keystore(gw)  # no store, no usage
+    date_from, date_to = _report_range(date_from, date_to)
+    rows = model_stats.model_stats(gw.store, date_from, date_to)
+    return {"date_from": date_from.isoformat(), "date_to": date_to.isoformat(), "rows": rows}
 
 
 def usage_report(

@@ -22,6 +22,8 @@ from ..schemas.admin_bodies import (
     KeyListSchema,
     KeySchema,
     KeyUpdateSchema,
+    ModelStatsQuerySchema,
+    ModelStatsReportSchema,
     UsageQuerySchema,
     UsageReportSchema,
 )
@@ -134,3 +136,12 @@ def usage(query: dict) -> dict:
         key_id=query.get("key_id"),
         model=query.get("model"),
     )
+
+
+@blp.route("/usage/models", methods=["GET"])
+@blp.arguments(ModelStatsQuerySchema, location="query", unknown=RAISE, error_status_code=400)
+@blp.response(200, ModelStatsReportSchema)
+@blp.doc(responses=ERRORS)
+def model_usage(query: dict) -> dict:
+    """Report requests, error rate and latency p50/p95 and time-to-first-token p50 per model."""
+    return key_admin.model_report(gateway(), query.get("date_from"), query.get("date_to"))

@@ -134,3 +134,26 @@ class UsageReportSchema(Schema):
     date_from = fields.String(data_key="from")
     date_to = fields.String(data_key="to")
     rows = fields.List(fields.Nested(UsageRowSchema))
+
+
+class ModelStatsQuerySchema(_Strict):
+    date_from = fields.Date(data_key="from", metadata={"description": "First day (UTC)."})
+    date_to = fields.Date(data_key="to", metadata={"description": "Last day (UTC), included."})
+
+
+class ModelStatsRowSchema(Schema):
+    model = fields.String()
+    requests = fields.Integer(metadata={"description": "Requests that reached an upstream."})
+    errors = fields.Integer(metadata={"description": "Of those, how many failed (status >= 400)."})
+    error_rate = fields.Float(metadata={"description": "errors / requests, 0..1."})
+    latency_p50_s = fields.Float(allow_none=True, metadata={"description": "Successful only."})
+    latency_p95_s = fields.Float(allow_none=True, metadata={"description": "Successful only."})
+    ttft_p50_s = fields.Float(
+        allow_none=True, metadata={"description": "Time to first token, successful only."}
+    )
+
+
+class ModelStatsReportSchema(Schema):
+    date_from = fields.String(data_key="from")
+    date_to = fields.String(data_key="to")
+    rows = fields.List(fields.Nested(ModelStatsRowSchema))

@@ -80,8 +80,15 @@ def _v1(conn: Connection) -> None:
         conn.exec_driver_sql(sql)
 
 
+def _v2(conn: Connection) -> None:
+    """Time to first token on usage rows, for the dashboard's per-model percentiles."""
+    conn.exec_driver_sql("ALTER TABLE usage_records ADD COLUMN ttft_s DOUBLE PRECISION")
+    conn.exec_driver_sql("CREATE INDEX ix_usage_model_ts ON usage_records (model, ts)")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
+    (2, _v2),
 ]
 LATEST = MIGRATIONS[-1][0]
 

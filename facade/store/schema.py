@@ -66,6 +66,7 @@ usage_records = Table(
     Column("latency_s", Float, nullable=False),
     Column("status", Integer, nullable=False),
     Column("request_id", String(128), nullable=False),
+    Column("ttft_s", Float),  # time to first token; NULL for failures and old rows
 )
 
 

@@ -227,3 +227,32 @@ def test_usage_report_rows_and_spend(app, client, fake):
     view = client.get(f"{KEYS}/{data['id']}", headers=ADMIN).get_json()["data"]
     assert view["spend_usd"] == pytest.approx(27e-6) and view["reserved_usd"] == 0
     assert view["period_start"] == today
+
+
+def test_model_report_counts_errors_and_percentiles(app, client, fake):
+    for text in ("a [[fake tokens=3]]", "b [[fake tokens=3]]", "c [[fake tokens=3]]"):
+        assert client.post(CHAT, json=chat_body(text), headers=bearer(TEAM_KEY)).status_code == 200
+    failed = client.post(
+        CHAT, json=chat_body("d [[fake status=500]]"), headers=bearer(TEAM_KEY)
+    ).status_code
+    assert failed == 502
+    stream = client.post(
+        CHAT, json=chat_body("e", model="sim-model", stream=True), headers=bearer(TEAM_KEY)
+    )
+    assert b"[DONE]" in stream.get_data()
+    app.extensions["facade"].accounting.flush()
+    resp = client.get("/api/v1/admin/usage/models", headers=ADMIN)
+    assert resp.status_code == 200
+    rows = {r["model"]: r for r in resp.get_json()["data"]["rows"]}
+    gpt, sim = rows["gpt-test"], rows["sim-model"]
+    assert (gpt["requests"], gpt["errors"], gpt["error_rate"]) == (4, 1, 0.25)
+    assert 0 < gpt["latency_p50_s"] <= gpt["latency_p95_s"]
+    assert 0 < gpt["ttft_p50_s"] <= gpt["latency_p95_s"]
+    assert (sim["requests"], sim["errors"]) == (1, 0)
+    assert 0 < sim["ttft_p50_s"] < sim["latency_p50_s"], "a stream's first token comes first"
+    # Admin only; a bad range names the field.
+    assert client.get("/api/v1/admin/usage/models", headers=bearer(TEAM_KEY)).status_code == 401
+    bad = client.get("/api/v1/admin/usage/models?from=2026-02-01&to=2026-01-01", headers=ADMIN)
+    assert bad.status_code == 400 and bad.get_json()["data"]["error"]["param"] == "from"
+    typo = client.get("/api/v1/admin/usage/models?form=2026-01-01", headers=ADMIN)
+    assert typo.status_code == 400 and typo.get_json()["data"]["error"]["param"] == "form"

@@ -15,7 +15,7 @@ from facade.store.usage import Settlement, UsageWriter
 
 def usage_row(key_id: str, model: str, day: str, tokens=(3, 5), cost=11_000, status=200) -> tuple:
     ts = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC).timestamp()
-    return (ts, day, key_id, model, "fake", "up", *tokens, cost, 0.1, status, "rid")
+    return (ts, day, key_id, model, "fake", "up", *tokens, cost, 0.1, status, "rid", 0.05)
 
 
 def writer(store, **kw) -> UsageWriter:
@@ -131,7 +131,7 @@ def test_retention_prunes_old_usage_and_stale_slots(store):
     old = datetime.now(UTC).timestamp() - 31 * 86400
     w.add(
         Settlement(
-            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r"), "k", "x", 1, 0
+            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None), "k", "x", 1, 0
         )
     )
     w.add(Settlement(usage_row("k", "m", datetime.now(UTC).date().isoformat()), "k", "x", 1, 0))

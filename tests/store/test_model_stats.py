@@ -1,0 +1,44 @@
+"""Per-model stats from usage rows: counts, error rate, nearest-rank percentiles."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from facade.store.model_stats import model_stats, percentile
+from facade.store.schema import usage_records
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0 and percentile(values, 0.95) == 95.0
+    assert percentile([2.0], 0.95) == 2.0 and percentile([], 0.5) is None
+
+
+def test_model_stats_on_both_stores(store):
+    ts = datetime(2026, 1, 5, 12, tzinfo=UTC).timestamp()
+    rows = []
+    for i in range(20):
+        status = 502 if i < 2 else 200
+        rows.append(
+            {
+                "ts": ts, "day": "2026-01-05", "key_id": "k", "model": "m", "provider": "p",
+                "upstream_model": "u", "input_tokens": 1, "output_tokens": 1, "cost_nusd": 1,
+                "latency_s": 100.0 if status != 200 else float(i), "status": status,
+                "request_id": f"r{i}", "ttft_s": None if status != 200 else i / 10,
+            }
+        )  # fmt: skip
+    rows.append({**rows[-1], "model": "other", "ts": ts + 86400 * 40, "day": "2026-02-14"})
+    with store.transaction() as conn:
+        conn.execute(usage_records.insert(), rows)
+    got = model_stats(store, date(2026, 1, 1), date(2026, 1, 31))
+    assert got == [
+        {
+            "model": "m",
+            "requests": 20,
+            "errors": 2,
+            "error_rate": 0.1,
+            "latency_p50_s": 10.0,  # successes are 2..19: the 9th of 18
+            "latency_p95_s": 19.0,
+            "ttft_p50_s": 1.0,
+        }
+    ]
