@@ -75,9 +75,18 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
     gateway = Gateway(config, settings, store=store)
     app.extensions["facade"] = gateway
     api = FacadeApi(app)
-    from .api import admin, catalog, chat, embeddings, health, openai_compat, pages
+    from .api import admin, catalog, chat, embeddings, health, openai_compat, pages, responses
 
-    for blp in (chat.blp, embeddings.blp, catalog.blp, openai_compat.blp, health.blp, admin.blp):
+    for blp in (
+        chat.blp,
+        responses.blp,
+        embeddings.blp,
+        catalog.blp,
+        openai_compat.blp,
+        responses.plain_blp,
+        health.blp,
+        admin.blp,
+    ):
         api.register_blueprint(blp)
     app.register_blueprint(pages.blp)  # pages for people, not in the spec
     from .cli import keys_cli

@@ -14,6 +14,7 @@ from .router import Router
 from .settings import Settings
 from .store import Store
 from .store.keystore import KeyStore
+from .store.responses import ResponseStore
 
 log = logging.getLogger("facade")
 
@@ -36,8 +37,10 @@ class Gateway:
         self.keyring = ConfigKeyRing(config)
         self.store = store
         self.keystore: KeyStore | None = None
+        self.responses: ResponseStore | None = None  # stored Responses API answers
         if store is not None:
             self.keystore = KeyStore(store, set(config.models))
+            self.responses = ResponseStore(store, retention_days=settings.usage_retention_days)
             accounting = accounting or StoreAccounting(store, settings)
         self.accounting: Accounting = accounting or NoAccounting()
         # The admin key is never a chat key, even if a config key has the same text.

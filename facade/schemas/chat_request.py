@@ -348,4 +348,3 @@ ROUTE_SCHEMA = ChatRequestSchema(keep_extras=True)
 def extra_params(body: dict) -> list[str]:
     """The names in a loaded body that are no chat parameter (vendor extras, or typos)."""
     return [name for name in body if name not in CHAT_FIELDS]
-

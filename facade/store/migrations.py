@@ -86,9 +86,25 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_usage_model_ts ON usage_records (model, ts)")
 
 
+def _v3(conn: Connection) -> None:
+    """Stored Responses API answers, for previous_response_id and GET /v1/responses/{id}."""
+    conn.exec_driver_sql(
+        """CREATE TABLE stored_responses (
+            id VARCHAR(64) PRIMARY KEY,
+            key_id VARCHAR(40) NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            body TEXT NOT NULL
+        )"""
+    )
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_stored_responses_created ON stored_responses (created_at)"
+    )
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
+    (3, _v3),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -70,6 +70,16 @@ usage_records = Table(
 )
 
 
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(40), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("body", Text, nullable=False),  # JSON: {"response": ..., "context": [messages]}
+)
+
+
 def to_nusd(usd: float) -> int:
     return round(usd * NANO)
 

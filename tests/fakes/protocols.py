@@ -42,6 +42,8 @@ def openai_plan(body: dict) -> Plan:
     last_user = next(
         (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
     )
+    if messages and messages[-1].get("role") == "tool":
+        last_user = ""  # after tool results the model answers; the directives were spent
     directives = {**model_directives(body.get("model", "")), **parse_directives(last_user)}
     prompt = count_prompt_words([text_of(m.get("content")) for m in messages])
     return Plan(directives, prompt)
@@ -86,6 +88,10 @@ def openai_chat(fake: FakeUpstream, record: dict, start_response):
         "completion_tokens": len(plan.tokens),
         "total_tokens": plan.prompt_tokens + len(plan.tokens),
     }
+    if plan.has("reasoning"):  # reasoning=N: N of the completion tokens were reasoning
+        usage["completion_tokens_details"] = {"reasoning_tokens": int(plan.d["reasoning"])}
+    if plan.has("tool"):
+        return _openai_tool_call(fake, record, start_response, plan, body, cid, usage)
     if not body.get("stream"):
         return fake._json(
             start_response,
@@ -106,6 +112,47 @@ def openai_chat(fake: FakeUpstream, record: dict, start_response):
             },
         )
     return fake.stream(start_response, record, plan, _openai_events(plan, cid, model, usage))
+
+
+TOOL_ARGUMENTS = '{"city": "Paris"}'
+
+
+def _openai_tool_call(fake, record, start_response, plan, body, cid, usage):
+    """tool=NAME: answer with one call to NAME with the arguments {"city": "Paris"}."""
+    call = {"id": "call_fake01", "type": "function"}
+    base = {"id": cid, "created": int(time.time()), "model": body.get("model")}
+    if not body.get("stream"):
+        function = {"name": plan.d["tool"], "arguments": TOOL_ARGUMENTS}
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{**call, "function": function}],
+        }
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        answer = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        return fake._json(start_response, 200, answer)
+    base["object"] = "chat.completion.chunk"
+
+    def delta(d: dict, finish=None) -> bytes:
+        return _sse({**base, "choices": [{"index": 0, "delta": d, "finish_reason": finish}]})
+
+    half = len(TOOL_ARGUMENTS) // 2
+    pieces = [TOOL_ARGUMENTS[:half], TOOL_ARGUMENTS[half:]]
+    events = [
+        delta({"role": "assistant", "content": None}),
+        delta(
+            {
+                "tool_calls": [
+                    {"index": 0, **call, "function": {"name": plan.d["tool"], "arguments": ""}}
+                ]
+            }
+        ),
+        *(delta({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces),
+        delta({}, "tool_calls"),
+        _sse({**base, "choices": [], "usage": usage}),
+        b"data: [DONE]\n\n",
+    ]
+    return fake.stream(start_response, record, plan, iter(events))
 
 
 def _sse(obj) -> bytes:

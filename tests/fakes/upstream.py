@@ -21,6 +21,9 @@ prompt can fail on one target and succeed on another:
     crlf           streams: end lines with CRLF
     unicode        answer text with multi-byte characters and U+2028
     nousage        streams: never send usage
+    tool=NAME      answer with one call to NAME, arguments {"city": "Paris"} (not after a
+                   tool result: the last message being a tool result spends the directives)
+    reasoning=N    OpenAI usage says N of the completion tokens were reasoning
 """
 
 from __future__ import annotations
