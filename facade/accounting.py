@@ -23,6 +23,8 @@ from .estimates import estimate_inputs, estimate_messages, output_cap
 from .keys import ApiKey
 from .settings import Settings
 from .store import Store
+from .store.bounded import StoreTimeoutError
+from .store.health import Dependencies
 from .store.limits import Ask, SqlLimits
 from .store.periods import PeriodClock
 from .store.schema import NANO
@@ -78,6 +80,12 @@ def largest_cost_nusd(plan: list[tuple[ModelConfig, TargetConfig]], input_tokens
         out = cap if cap is not None else model.max_output_tokens
         worst = max(worst, input_tokens * model.input_cost_per_1m + out * model.output_cost_per_1m)
     return math.ceil(worst * (NANO / 1_000_000))
+
+
+def _describe(err: Exception) -> str:
+    """The error's type and message: store errors carry no secrets (never a password)."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class StoreAdmission:
@@ -155,14 +163,18 @@ class StoreAdmission:
 
 
 class StoreAccounting:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, dependencies: Dependencies | None = None
+    ) -> None:
         self.store = store
         self.limits = SqlLimits(store)
+        self.dependencies = dependencies or Dependencies()
         self.redis = None
         if settings.redis_url:
             from .store.redis_rates import RedisRates
 
             self.redis = RedisRates(settings.redis_url, settings.redis_prefix)
+            self.dependencies.add("redis", self.redis.ping)
         self.writer = UsageWriter(
             store,
             self.redis,
@@ -201,8 +213,10 @@ class StoreAccounting:
             admission.slot = self._admit(ask, now)
         except FacadeError:
             raise
-        except Exception:
-            log.exception("the limits store failed", extra={"request_id": request_id})
+        except Exception as err:
+            failed = self._dependency_of(err)
+            self.dependencies.report(failed, False)
+            log.warning("%s failed: %s", failed, _describe(err), extra={"request_id": request_id})
             raise UnavailableError(
                 "the store that enforces limits and budgets is unreachable; try again"
             ) from None
@@ -222,19 +236,15 @@ class StoreAccounting:
                 raise
         return slot
 
-    def readiness_problem(self) -> str | None:
-        try:
-            self.store.ping()
-        except Exception as err:
-            log.warning("store unreachable: %s", type(err).__name__)
-            return "the database is unreachable"
+    def _dependency_of(self, err: Exception) -> str:
+        if isinstance(err, StoreTimeoutError):
+            return err.dependency if err.dependency == "redis" else self.store.dialect
         if self.redis is not None:
-            try:
-                self.redis.ping()
-            except Exception as err:
-                log.warning("redis unreachable: %s", type(err).__name__)
-                return "redis is unreachable"
-        return None
+            import redis
+
+            if isinstance(err, redis.RedisError):
+                return "redis"
+        return self.store.dialect
 
     def flush(self) -> int:
         return self.writer.flush()

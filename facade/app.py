@@ -113,4 +113,6 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
                 tracing_shutdown()
 
         app.facade_close = close_then_flush_traces
+    gateway.dependencies.start()
+    gateway.started = True
     return app

@@ -13,6 +13,7 @@ from .providers import Provider, build_provider
 from .router import Router
 from .settings import Settings
 from .store import Store
+from .store.health import Dependencies
 from .store.keystore import KeyStore
 from .store.responses import ResponseStore
 
@@ -38,10 +39,13 @@ class Gateway:
         self.store = store
         self.keystore: KeyStore | None = None
         self.responses: ResponseStore | None = None  # stored Responses API answers
+        # Shared stores this worker reaches: shown by /readyz and /metrics, never failing them.
+        self.dependencies = Dependencies()
         if store is not None:
+            self.dependencies.add(store.dialect, store.ping)
             self.keystore = KeyStore(store, set(config.models))
             self.responses = ResponseStore(store, retention_days=settings.usage_retention_days)
-            accounting = accounting or StoreAccounting(store, settings)
+            accounting = accounting or StoreAccounting(store, settings, self.dependencies)
         self.accounting: Accounting = accounting or NoAccounting()
         # The admin key is never a chat key, even if a config key has the same text.
         self._admin_digest = hash_key(settings.admin_key) if settings.admin_key else None
@@ -56,6 +60,7 @@ class Gateway:
             ),
         )
         self.draining = False
+        self.started = False  # set once the app around this gateway is fully built
 
     def authenticate(self, authorization: str | None) -> ApiKey:
         token = bearer_token(authorization)
@@ -74,11 +79,13 @@ class Gateway:
             return self.keystore.lookup(digest)
         except AuthenticationError:
             raise
-        except Exception:
-            log.exception("key lookup failed")
+        except Exception as err:
+            self.dependencies.report(self.store.dialect, False)
+            log.warning("key lookup failed: %s", type(err).__name__)
             raise UnavailableError("the key store is unreachable; try again") from None
 
     def close(self) -> None:
+        self.dependencies.close()
         for provider in self.providers.values():
             provider.close()
         close = getattr(self.accounting, "close", None)
@@ -88,6 +95,12 @@ class Gateway:
             self.store.close()
 
     def readiness_problem(self) -> str | None:
-        """Why this instance cannot serve now, or None."""
-        check = getattr(self.accounting, "readiness_problem", None)
-        return check() if check else None
+        """Why this instance cannot serve now, or None. Shared stores are not asked: their
+        state is in `dependencies` (an outage of one would fail every replica at once)."""
+        if self.draining:
+            return "draining: this instance is shutting down"
+        if not self.started:
+            return "starting: this instance is not serving yet"
+        if self.config is None:
+            return "no configuration is loaded"
+        return None

@@ -13,7 +13,13 @@ from tests.support import free_port
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:port to a target; `stop()` refuses and cuts, `start()` resumes."""
+    """Forwards 127.0.0.1:port to a target; `stop()` refuses and cuts, `start()` resumes.
+
+    `stall()` is a blackhole as a client sees one: connections are still accepted and what
+    is sent is read, but nothing is forwarded either way and nothing is closed, so only the
+    client's own timeouts end its waits. `unstall()` forwards again; connections that lived
+    through the stall lost bytes, so they are cut (a client must notice and reconnect).
+    """
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
@@ -21,6 +27,14 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._stalled = threading.Event()
+
+    def stall(self) -> None:
+        self._stalled.set()
+
+    def unstall(self) -> None:
+        self._stalled.clear()
+        self._cut_all()
 
     def start(self) -> None:
         listener = socket.socket()
@@ -39,6 +53,9 @@ class TcpProxy:
                 pass
             self._listener.close()
             self._listener = None
+        self._cut_all()
+
+    def _cut_all(self) -> None:
         with self._lock:
             for conn in self._conns:
                 try:
@@ -54,21 +71,35 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._stalled.is_set():
+                with self._lock:
+                    self._conns.append(client)
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the timeout was for connecting: idle is fine
             with self._lock:
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _swallow(conn: socket.socket) -> None:
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not self._stalled.is_set():
+                    dst.sendall(data)
         except OSError:
             pass
         finally:

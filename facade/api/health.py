@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response
 
 from ..errors import UnavailableError
-from ..schemas.answers import StatusSchema
+from ..schemas.answers import ReadinessSchema, StatusSchema
 from ..telemetry import observe
 from .blueprint import EnvelopeBlueprint
 from .context import gateway
@@ -31,13 +31,11 @@ def metrics() -> Response:
 
 
 @blp.route("/readyz", methods=["GET"])
-@blp.response(200, StatusSchema)
+@blp.response(200, ReadinessSchema)
 def readyz() -> dict:
-    """Report whether this instance should get traffic (config loaded, store reachable)."""
+    """Report whether this instance should get traffic, and which shared stores it reaches."""
     gw = gateway()
-    if gw.draining:
-        raise UnavailableError("draining: this instance is shutting down")
     problem = gw.readiness_problem()
     if problem:
         raise UnavailableError(problem)
-    return {"status": "ready"}
+    return {"status": "ready", "dependencies": gw.dependencies.snapshot()}

@@ -94,3 +94,15 @@ class ErrorEnvelopeSchema(Schema):
 
 class StatusSchema(Schema):
     status = fields.String(metadata={"example": "ok"})
+
+
+class ReadinessSchema(StatusSchema):
+    dependencies = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={
+            "description": "Each shared store (postgresql or sqlite, redis): up or down. A store "
+            "being down does not fail readiness; requests that need it get 503.",
+            "example": {"postgresql": "up", "redis": "down"},
+        },
+    )

@@ -10,6 +10,9 @@ switch can happen inside a SQLite transaction (the driver never yields), so tran
 a few microseconds long, and other processes wait for the write lock through the busy timeout.
 PostgreSQL: pooled autocommit connections; a multi-statement step runs in an explicit
 transaction, a single statement (the budget reservation with Redis) in one round trip.
+Each step has one deadline (`bounded.py`): a stalled server gives the request a 503.
+SQLite's request-path connection waits at most `SQLITE_HOT_BUSY_TIMEOUT_S` for another
+process's write lock (a SQLite wait cannot yield, so it holds up the whole worker).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from .db import make_engine
+from .db import SQLITE_HOT_BUSY_TIMEOUT_S, make_engine
 from .migrations import migrate
 
 log = logging.getLogger("facade.store")
@@ -41,6 +44,7 @@ class Store:
         if self.is_sqlite:
             self._sqlite = self.engine.raw_connection()
             self._cursor = self._sqlite.cursor()
+            self._cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_HOT_BUSY_TIMEOUT_S * 1000)}")
         else:
             self._hot_engine = make_engine(url, autocommit=True, pool_size=pool_size)
 
@@ -80,23 +84,38 @@ class Store:
         return self._pg(step, transaction=False)
 
     def _pg(self, step: Callable[[Any], T], *, transaction: bool) -> T:
+        from .bounded import bounded
+
+        with bounded():
+            return self._pg_step(step, transaction)
+
+    def _pg_step(self, step: Callable[[Any], T], transaction: bool) -> T:
         import psycopg
+
+        from .bounded import PgWaitTimeout
 
         for attempt in (1, 2):
             raw = self._hot_engine.raw_connection()
+            conn = raw.driver_connection
             try:
-                conn = raw.driver_connection
                 if transaction:
                     with conn.transaction(), conn.cursor() as cur:
                         return step(cur)
                 with conn.cursor() as cur:
                     return step(cur)
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as err:
                 # A connection the server dropped (restart, idle timeout): retry once on a
-                # fresh one instead of paying a ping on every checkout.
+                # fresh one instead of paying a ping on every checkout. A server that does not
+                # answer at all is not retried: the request's deadline is spent.
                 raw.invalidate()
-                if attempt == 2:
+                if attempt == 2 or isinstance(err, PgWaitTimeout):
                     raise
+            except BaseException:
+                # A refusal (429) leaves the connection fine; an interruption (the deadline, a
+                # client hang-up) mid-query has closed it (BoundedConnection).
+                if conn.closed or conn.broken:
+                    raw.invalidate()
+                raise
             finally:
                 raw.close()
         raise AssertionError("unreachable")

@@ -4,12 +4,19 @@ Same model as the database limiter (one-second slots, a request counts for 60 s)
 in one hash per key (`r:<slot>` requests, `t:<slot>` tokens) that expires a minute after its
 last use. The script reads Redis's own clock, so replicas with skewed clocks agree, and runs
 atomically, so the check and the increment cannot interleave with another replica's.
+
+Every call is bounded: a one-second socket timeout (connect and each read), one retry on a
+fresh connection, and on the request path one deadline over both (`bounded.py`), so a
+Redis that drops packets gives a 503 within the deadline.
 """
 
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from .bounded import REDIS_SOCKET_TIMEOUT_S, bounded
 from .limits import WINDOW_S, Ask, rate_error, too_many_tokens
 
 ADMIT = """
@@ -59,7 +66,12 @@ return 0
 class RedisRates:
     def __init__(self, url: str, prefix: str) -> None:
         self.client = redis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+            url,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+            socket_keepalive=True,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
         )
         self.prefix = prefix
         self._admit = self.client.register_script(ADMIT)
@@ -73,9 +85,10 @@ class RedisRates:
         if ask.tpm and ask.tokens > ask.tpm:
             raise too_many_tokens(ask)
         tokens = ask.tokens if ask.tpm else 0
-        result = self._admit(
-            keys=[self._key(ask.key_id)], args=[ask.rpm or 0, ask.tpm or 0, tokens, WINDOW_S]
-        )
+        with bounded(dependency="redis"):
+            result = self._admit(
+                keys=[self._key(ask.key_id)], args=[ask.rpm or 0, ask.tpm or 0, tokens, WINDOW_S]
+            )
         if result[0] == 1:
             return int(result[1])
         kind, used, now = result[1].decode(), int(result[2]), float(result[3])
@@ -84,7 +97,8 @@ class RedisRates:
 
     def refund(self, key_id: str, slot: int, tokens: int) -> None:
         """Take back a counted request whose budget reservation then failed."""
-        self._adjust(keys=[self._key(key_id)], args=[f"r:{slot}", -1, f"t:{slot}", -tokens])
+        with bounded(dependency="redis"):
+            self._adjust(keys=[self._key(key_id)], args=[f"r:{slot}", -1, f"t:{slot}", -tokens])
 
     def correct(self, deltas: dict[tuple[str, int], int]) -> None:
         """Settle tpm: estimated tokens out, true tokens in, one pipeline for the batch."""
@@ -96,7 +110,8 @@ class RedisRates:
         pipe.execute()
 
     def ping(self) -> None:
-        self.client.ping()
+        with bounded(dependency="redis"):
+            self.client.ping()
 
     def close(self) -> None:
         self.client.close()

@@ -70,6 +70,13 @@ IN_FLIGHT = Gauge(
     "Requests being answered now, streams included.",
     multiprocess_mode="livesum",
 )
+# Set by every worker's probe every few seconds: the most recent answer of a live worker.
+DEPENDENCY_UP = Gauge(
+    "facade_dependency_up",
+    "Whether a shared store (postgresql, sqlite, redis) answers this instance: 1 up, 0 down.",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
+)
 
 
 _children: dict = {}
@@ -88,6 +95,10 @@ def _child(metric, *values: str):
 def start(outcome: Outcome) -> None:
     IN_FLIGHT.inc()
     outcome.started = time.perf_counter()
+
+
+def dependency_up(name: str, up: bool) -> None:
+    _child(DEPENDENCY_UP, name).set(1 if up else 0)
 
 
 def upstream_failed(provider: str, error_type: str) -> None:
