@@ -153,6 +153,40 @@ def direct_req(port: int, model: str, stream: bool = False) -> bytes:
     )
 
 
+def responses_req(port: int, model: str, stream: bool = False, store: bool = True) -> bytes:
+    payload = {"model": model, "input": PROMPT, "max_output_tokens": 64, "store": store}
+    if stream:
+        payload["stream"] = True
+    return build_request(
+        f"127.0.0.1:{port}",
+        "/api/v1/responses",
+        json.dumps(payload, separators=(",", ":")).encode(),
+        {"Authorization": "Bearer sk-bench-plain", "Content-Type": "application/json"},
+    )
+
+
+def responses_rows(fa, port: int, worker: int, cpu_chat: float) -> list[tuple[str, str]]:
+    """The Responses API on the chat pipeline: CPU per request, and per streamed event."""
+    rows = []
+    for store in (True, False):
+        raw = responses_req(port, "bench", store=store)
+        res, cpu, _ = measured(worker, lambda raw=raw: run_for(fa, raw, 64, SECONDS))
+        per = cpu / max(1, res.completed)
+        rows.append(
+            (
+                f"responses CPU per request (store {str(store).lower()})",
+                f"{ms(per)} ({per / cpu_chat:.2f}x of chat), errors {res.errors}",
+            )
+        )
+    raw = responses_req(port, "stream", stream=True, store=False)
+    rs, cpu, _ = measured(worker, lambda: run_for(fa, raw, 64, SECONDS))
+    rows += [
+        ("responses streams @64: events", f"{rs.chunks} in {rs.completed}, errors {rs.errors}"),
+        ("facade CPU per streamed Responses event", f"{cpu / max(1, rs.chunks) * 1e6:.1f} us"),
+    ]
+    return rows
+
+
 def measured(worker: int, fn) -> tuple[Result, float, float]:
     cpu0, t0 = cpu_seconds(worker), time.perf_counter()
     result = fn()
@@ -257,6 +291,7 @@ def run(store_env: dict, store_name: str) -> None:
             ("streams @64 flat out: chunks", f"{fs.chunks} in {fs.completed}, errors {fs.errors}"),
             ("facade CPU per relayed chunk", f"{cpu / max(1, fs.chunks) * 1e6:.1f} us"),
         ]
+        rows += responses_rows(fa, port, worker, cpu_plain)
         # Paced like a model (100 chunks, 20 ms apart: 2 s streams, 50 tokens/s): what the
         # facade adds before the first chunk, alone and among 64 concurrent streams.
         for conc in (1, 64):
