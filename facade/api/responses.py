@@ -19,7 +19,7 @@ from flask_smorest import Blueprint
 
 from .. import jsonutil
 from ..envelope import DONE_EVENT, fail_event, ok, ok_bytes, sse_event
-from ..errors import FacadeError, NotFoundError
+from ..errors import FacadeError, NotFoundError, UnavailableError
 from ..protocols import responses_answer as answer
 from ..protocols.responses_request import chat_body
 from ..protocols.responses_stream import ResponseEvents
@@ -118,11 +118,21 @@ class ResponsesPresenter:
         return b"".join(map(self._wire, self.events.failed(err.type, err.message)))
 
 
+def _lookup(response_id: str, key_id: str) -> dict | None:
+    """A stored response of this key; 503 when the store cannot be reached."""
+    store = _store()
+    try:
+        return store.get(response_id, key_id)
+    except Exception:
+        log.exception("reading stored response %s failed", response_id)
+        raise UnavailableError("the response store is unreachable; try again") from None
+
+
 def _history(body: dict, key_id: str) -> list[dict]:
     previous = body.get("previous_response_id")
     if not previous:
         return []
-    record = _store().get(previous, key_id)
+    record = _lookup(previous, key_id)
     if record is None:
         raise NotFoundError(
             f"no stored response with id '{previous}'", param="previous_response_id"
@@ -178,7 +188,7 @@ def run_responses(body: dict, enveloped: bool) -> Response | dict:
 
 
 def _stored(response_id: str) -> dict:
-    record = _store().get(response_id, caller().id)
+    record = _lookup(response_id, caller().id)
     if record is None:
         raise NotFoundError(f"no stored response with id '{response_id}'", param="response_id")
     return record["response"]
