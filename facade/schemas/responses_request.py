@@ -263,10 +263,27 @@ class ResponsesRequestSchema(_Strict):
         load_default=None,
         metadata={"description": "A configured model name; absent or 'auto' lets Facade pick."},
     )
-    input = InputField(required=True)
+    input = InputField(
+        required=True,
+        metadata={
+            "description": "A string (one user message) or input items: messages with "
+            "input_text / input_image / input_file parts, function_call, "
+            "function_call_output.",
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+        },
+    )
     instructions = StrictString(allow_none=True)
-    tools = ToolsField()
-    tool_choice = ToolChoiceField()
+    tools = ToolsField(
+        metadata={
+            "description": "Function tools; a built-in tool (web_search, file_search, ...) "
+            "is a 400 naming it.",
+            "type": "array",
+            "items": {"type": "object"},
+        }
+    )
+    tool_choice = ToolChoiceField(
+        metadata={"description": "'none', 'auto', 'required' or {type: function, name}."}
+    )
     parallel_tool_calls = StrictBoolean(allow_none=True)
     max_output_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1))
     temperature = StrictNumber(allow_none=True, validate=validate.Range(0, 2))

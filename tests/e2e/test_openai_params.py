@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
+import requests
 from openai import OpenAI
 
 from tests.support import TEAM_KEY, base_config, start_gunicorn
@@ -119,3 +120,17 @@ def test_bad_values_are_named(client, fake):
         )
     assert info.value.param == "reasoning_effort"
     assert fake.requests() == []
+
+
+def test_reasoning_tokens_in_usage_and_metrics(client, server):
+    resp = client.chat.completions.create(
+        model="gpt-test", messages=user("[[fake tokens=5 reasoning=3]]"), reasoning_effort="high"
+    )
+    assert resp.usage.completion_tokens_details.reasoning_tokens == 3
+    raw = requests.post(
+        f"{server.url}/api/v1/chat/completions",
+        json={"model": "gpt-test", "messages": user("[[fake tokens=5 reasoning=3]]")},
+        headers={"Authorization": f"Bearer {TEAM_KEY}"},
+        timeout=10,
+    ).json()["data"]
+    assert raw["usage"]["completion_tokens_details"]["reasoning_tokens"] == 3

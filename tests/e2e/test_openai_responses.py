@@ -167,6 +167,14 @@ def test_function_tool_round_trip(client, fake, model, stream):
     assert "sunny, 21 C" in sent and "weather in Paris?" in sent
 
 
+def test_reasoning_tokens_in_the_usage(client):
+    resp = client.responses.create(
+        model="gpt-test", input="[[fake tokens=4 reasoning=3]]", reasoning={"effort": "low"}
+    )
+    assert resp.usage.output_tokens_details.reasoning_tokens == 3
+    assert resp.reasoning.effort == "low"
+
+
 def test_previous_response_id_continues_the_conversation(client, fake):
     first = client.responses.create(model="gpt-test", input="my name is Ada [[fake tokens=2]]")
     second = client.responses.create(
