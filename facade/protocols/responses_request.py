@@ -118,6 +118,12 @@ def _message(item: dict, i: int) -> dict:
     if isinstance(content, str):
         return {"role": role, "content": content}
     if role == "assistant":
+        for j, part in enumerate(content):
+            if part["type"] not in ("output_text", "input_text", "refusal"):
+                param = f"input[{i}].content[{j}]"
+                raise InvalidRequestError(
+                    f"{param}: assistant messages carry text or refusals only", param=param
+                )
         texts = [p["text"] for p in content if p["type"] in ("output_text", "input_text")]
         refusals = [p["refusal"] for p in content if p["type"] == "refusal"]
         if not texts and refusals:

@@ -73,7 +73,7 @@ def _load_parts(value: Any, allowed: tuple[str, ...]) -> list[dict]:
     out, errors = [], {}
     for i, part in enumerate(value):
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             errors[i] = {"type": [f"Must be one of: {', '.join(allowed)}."]}
             continue
         try:
@@ -166,7 +166,7 @@ class InputField(fields.Field):
                 errors[i] = ["Must be an input item object."]
                 continue
             kind = item.get("type", "message" if "role" in item else None)
-            schema = _ITEMS.get(kind)
+            schema = _ITEMS.get(kind) if isinstance(kind, str) else None
             if schema is None:
                 errors[i] = {"type": [f"Items of type {kind!r} are not supported."]}
                 continue

@@ -161,6 +161,13 @@ def test_history_goes_after_the_instructions_and_before_the_input():
     assert [m["content"] for m in out["messages"]] == ["sys", "a", "b", "c"]
 
 
+def test_assistant_history_is_text_only():
+    image = {"type": "input_image", "image_url": "https://x/y.png"}
+    with pytest.raises(InvalidRequestError) as err:
+        chat(input=[{"role": "assistant", "content": [image]}])
+    assert err.value.param == "input[0].content[0]"
+
+
 def test_file_ids_are_refused_naming_the_part():
     image = {"type": "input_image", "file_id": "file-1"}
     with pytest.raises(InvalidRequestError) as err:
@@ -180,6 +187,11 @@ def param_of(**body) -> str:
         ({"input": 5}, "input"),
         ({"input": []}, "input"),
         ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+        ({"input": [{"type": [], "role": "user", "content": "x"}]}, "input[0].type"),
+        ({"input": [{"role": "user", "content": [{"type": {}}]}]}, "input[0].content[0].type"),
+        ({"input": ["x"]}, "input[0]"),
+        ({"tools": [[]]}, "tools[0].type"),
+        ({"tool_choice": []}, "tool_choice"),
         ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_audio"}]}]},
