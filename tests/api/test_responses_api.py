@@ -59,3 +59,14 @@ def test_passthrough_extras_are_not_responses_fields(client, fake):
         headers={"Authorization": f"Bearer {TEAM_KEY}"},
     )
     assert resp.status_code == 400 and resp.json["error"]["param"] == "min_p"
+
+
+def test_model_absent_lets_auto_pick(client, fake):
+    resp = client.post(
+        "/api/v1/responses",
+        json={"input": "[[fake tokens=2]]"},
+        headers={"Authorization": f"Bearer {TEAM_KEY}"},
+    )
+    assert resp.status_code == 200
+    data = resp.json["data"]
+    assert data["model"] == "gpt-test" and data["output_text"] == "tok0 tok1"

@@ -134,3 +134,65 @@ def test_reasoning_tokens_in_usage_and_metrics(client, server):
         timeout=10,
     ).json()["data"]
     assert raw["usage"]["completion_tokens_details"]["reasoning_tokens"] == 3
+
+
+@pytest.fixture(scope="module")
+def vendors(fake_upstream, tmp_path_factory):
+    config = base_config(fake_upstream.url)
+    config["providers"] += [
+        {"name": "anthropic", "kind": "anthropic", "base_url": fake_upstream.url, "api_key": "a"},
+        {
+            "name": "google",
+            "kind": "gemini",
+            "base_url": f"{fake_upstream.url}/v1beta",
+            "api_key": "g",
+        },
+    ]
+    config["models"] += [
+        {"name": "claude", "targets": [{"provider": "anthropic", "model": "claude-x"}]},
+        {"name": "gem", "targets": [{"provider": "google", "model": "gemini-x"}]},
+    ]
+    srv = start_gunicorn(tmp_path_factory.mktemp("vendors"), config)
+    http = httpx2.Client(trust_env=False, timeout=20)
+    c = OpenAI(base_url=f"{srv.url}/v1", api_key=TEAM_KEY, max_retries=0, http_client=http)
+    yield c
+    c.close()
+    assert srv.stop() == 0
+
+
+def test_vendors_get_translations(vendors, fake):
+    raw = vendors.chat.completions.with_raw_response.create(
+        model="claude",
+        messages=user("[[fake tokens=2]]"),
+        reasoning_effort="low",
+        safety_identifier="sid-1",
+        store=True,
+        prompt_cache_key="k",
+        service_tier="default",
+    )
+    assert raw.parse().choices[0].message.content == "tok0 tok1"
+    (sent,) = fake.requests(raw.headers["x-request-id"])
+    body = sent["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert body["metadata"] == {"user_id": "sid-1"} and body["service_tier"] == "standard_only"
+    assert "store" not in body and "prompt_cache_key" not in body
+    raw = vendors.chat.completions.with_raw_response.create(
+        model="gem", messages=user("[[fake tokens=2]]"), reasoning_effort="medium", user="u"
+    )
+    assert raw.parse().choices[0].message.content == "tok0 tok1"
+    (sent,) = fake.requests(raw.headers["x-request-id"])
+    assert sent["body"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 8192}
+
+
+@pytest.mark.parametrize("model", ["claude", "gem"])
+@pytest.mark.parametrize(
+    "name", ["verbosity", "modalities", "audio", "prediction", "web_search_options"]
+)
+def test_vendors_refuse_naming_the_parameter(vendors, fake, model, name):
+    extra = {name: PARAMS[name]}
+    if name == "modalities":
+        extra = {"modalities": ["text", "audio"], "audio": PARAMS["audio"]}
+    with pytest.raises(openai.BadRequestError) as info:
+        vendors.chat.completions.create(model=model, messages=user("x"), **extra)
+    assert info.value.param in extra and info.value.param in info.value.message
+    assert fake.requests() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facade.config import ModelConfig
+from facade.config import ModelConfig, parse_config
 from facade.errors import UnsupportedParameterError
 from facade.providers import anthropic, azure, gemini, openai
 from facade.providers.base import ChatCall
@@ -39,6 +39,17 @@ NEW = {
 def call(max_tokens: int | None = None, **body) -> ChatCall:
     body.setdefault("messages", [USER])
     return ChatCall(body, MODEL, "up", max_tokens, "req-1", False)
+
+
+def test_azure_api_version_defaults_to_a_ga_version():
+    raw = {
+        "providers": [{"name": "az", "kind": "azure", "base_url": "https://r.openai.azure.com"}],
+        "models": [{"name": "m", "targets": [{"provider": "az", "model": "dep"}]}],
+    }
+    provider = parse_config(raw).providers["az"]
+    assert azure.chat_url(provider, "dep", False) == (
+        "https://r.openai.azure.com/openai/deployments/dep/chat/completions?api-version=2024-10-21"
+    )
 
 
 @pytest.mark.parametrize("module", [openai, azure])
