@@ -15,12 +15,10 @@ import logging
 from collections.abc import Callable, Iterator
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ReadTimeoutError
 
 from ..config import ProviderConfig
 from ..errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
+from .transport import LeanAdapter
 
 log = logging.getLogger("facade.upstream")
 
@@ -37,7 +35,7 @@ def make_session(pool_size: int) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.cookies.set_policy(_RefuseAll())
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = LeanAdapter(pool_size)  # our own transport under requests: see transport.py
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -104,7 +102,7 @@ class Upstream:
     def _status_error(self, resp: requests.Response, parse_error: ErrorParser) -> UpstreamError:
         status = resp.status_code
         try:
-            raw = resp.raw.read(MAX_ERROR_BODY, decode_content=True)
+            raw = resp.raw.read(MAX_ERROR_BODY)
         except Exception:  # the status is what matters; body is a bonus
             raw = b""
         finally:
@@ -129,26 +127,19 @@ def read_json_body(resp: requests.Response, name: str) -> bytes:
     """The whole body of a non-streamed answer, with read failures mapped."""
     try:
         return resp.content
-    except requests.exceptions.ConnectionError as err:
-        if isinstance(err.args[0] if err.args else None, ReadTimeoutError):
-            raise UpstreamTimeoutError(f"upstream {name} did not answer in time") from None
-        raise UpstreamError(f"upstream {name} broke off its answer") from None
-    except requests.RequestException:
+    except TimeoutError:
+        raise UpstreamTimeoutError(f"upstream {name} did not answer in time") from None
+    except (OSError, requests.RequestException):
         raise UpstreamError(f"upstream {name} broke off its answer") from None
 
 
 def iter_body(resp: requests.Response, name: str) -> Iterator[bytes]:
     """Bytes of a streamed answer as they arrive (not buffered up to a fixed size)."""
-    raw = resp.raw
     try:
-        if raw.chunked and raw.supports_chunked_reads():
-            yield from raw.read_chunked(None, decode_content=True)
-        else:
-            while chunk := raw.read1(65536, decode_content=True):
-                yield chunk
-    except ReadTimeoutError:
+        yield from resp.raw.stream()
+    except TimeoutError:
         raise UpstreamTimeoutError(f"upstream {name} stopped sending in time") from None
-    except (Urllib3Error, OSError):
+    except OSError:
         raise UpstreamError(f"upstream {name} broke off the stream") from None
 
 
