@@ -75,7 +75,17 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
     gateway = Gateway(config, settings, store=store)
     app.extensions["facade"] = gateway
     api = FacadeApi(app)
-    from .api import admin, catalog, chat, embeddings, health, openai_compat, pages, responses
+    from .api import (
+        admin,
+        anthropic_messages,
+        catalog,
+        chat,
+        embeddings,
+        health,
+        openai_compat,
+        pages,
+        responses,
+    )
 
     for blp in (
         chat.blp,
@@ -84,6 +94,7 @@ def build_app(config: Config | None = None, settings: Settings | None = None) ->
         catalog.blp,
         openai_compat.blp,
         responses.plain_blp,
+        anthropic_messages.blp,
         health.blp,
         admin.blp,
     ):

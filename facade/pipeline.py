@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
+from . import jsonutil
 from .accounting import Accounting, Admission
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError, UpstreamError
-from .estimates import estimate_inputs, estimate_messages, output_cap
+from .estimates import estimate_inputs, estimate_messages, estimate_text, output_cap
 from .first_chunk import PendingFirst, open_bounded
 from .keys import ApiKey
 from .metering import Meter, usage_tokens
@@ -161,7 +162,15 @@ class ChatPipeline:
             admission.release(exc)
             raise
 
-    def complete(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
+    def complete(
+        self,
+        body: dict,
+        key: ApiKey,
+        request_id: str,
+        outcome: Outcome,
+        native: dict | None = None,
+    ) -> dict:
+        """One whole answer. `native` is the client's own vendor body (see ChatCall.native)."""
         plan = self.plan(body, key)
         cap = output_cap(body)
 
@@ -175,7 +184,7 @@ class ChatPipeline:
             meter = Meter()
             provider = self.providers[target.provider]
             data = provider.complete(
-                ChatCall(body, model, target.model, cap, request_id, False, trace)
+                ChatCall(body, model, target.model, cap, request_id, False, trace, native)
             )
             tokens = usage_tokens(data.get("usage"))
             if tokens is None:
@@ -185,7 +194,12 @@ class ChatPipeline:
         return self._call(key, plan, body, request_id, outcome, attempt)
 
     def open_stream(
-        self, body: dict, key: ApiKey, request_id: str, outcome: Outcome
+        self,
+        body: dict,
+        key: ApiKey,
+        request_id: str,
+        outcome: Outcome,
+        native: dict | None = None,
     ) -> OpenedStream:
         plan = self.plan(body, key)
         cap = output_cap(body)
@@ -200,7 +214,7 @@ class ChatPipeline:
         ) -> OpenedStream:
             meter = Meter()
             provider = self.providers[target.provider]
-            call = ChatCall(body, model, target.model, cap, request_id, True, trace)
+            call = ChatCall(body, model, target.model, cap, request_id, True, trace, native)
 
             def open_first() -> tuple[ChunkStream, dict]:
                 stream = provider.stream(call)
@@ -222,6 +236,15 @@ class ChatPipeline:
             return OpenedStream(first, stream, call, provider.name, meter, n, include_usage, finish)
 
         return self._call(key, plan, body, request_id, outcome, attempt)
+
+    def count_tokens(self, body: dict, key: ApiKey, request_id: str, native: dict) -> int:
+        """The input tokens of a request, as its first target counts them (an Anthropic-kind
+        upstream has a free endpoint for it), else Facade's estimate. Nothing is admitted or
+        settled: counting costs no budget."""
+        model, target = self.plan(body, key)[0]
+        call = ChatCall(body, model, target.model, None, request_id, False, None, native)
+        counted = self.providers[target.provider].count_tokens(call)
+        return counted if counted is not None else estimate_request(body)
 
     def embed(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
         model = self.router.embedding_model(body["model"], key)
@@ -317,6 +340,14 @@ class ChatPipeline:
         outcome.provider = provider
         outcome.upstream_model = target.model
         outcome.metrics = metrics
+
+
+def estimate_request(body: dict) -> int:
+    """A chat body's input tokens: its messages and its tool schemas."""
+    tools = body.get("tools")
+    return estimate_messages(body["messages"]) + (
+        estimate_text(jsonutil.dumps(tools).decode()) if tools else 0
+    )
 
 
 def _estimate_output(data: dict) -> int:

@@ -39,8 +39,9 @@ OK_RESPONSE = {
 CHAT_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 429, 502, 503, 504)
 
 
-def run_chat(body: dict, stream_presenter) -> Response:
-    """Run the pipeline for the caller; shared by the enveloped and the plain routes."""
+def run_chat(body: dict, stream_presenter, native: dict | None = None) -> Response | dict:  # noqa: ANN001
+    """Run the pipeline for the caller; shared by every route that chats (envelope, plain
+    OpenAI, Anthropic Messages). `native` is the client's own vendor body (ChatCall.native)."""
     refuse_when_draining()
     gw = gateway()
     rid = request_id()
@@ -50,7 +51,7 @@ def run_chat(body: dict, stream_presenter) -> Response:
     if body.get("stream"):
         watch = HangupWatch(request.environ)
         try:
-            opened = gw.pipeline.open_stream(body, caller(), rid, outcome)
+            opened = gw.pipeline.open_stream(body, caller(), rid, outcome, native)
         except BaseException:
             watch.stop()
             raise
@@ -69,7 +70,7 @@ def run_chat(body: dict, stream_presenter) -> Response:
             content_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    data = gw.pipeline.complete(body, caller(), rid, outcome)
+    data = gw.pipeline.complete(body, caller(), rid, outcome, native)
     if outcome.prompt is not None:
         outcome.completion = [(c.get("message") or {}).get("content") for c in data["choices"]]
     return data

@@ -28,11 +28,11 @@ def request_id() -> str:
     return rid
 
 
-def caller() -> ApiKey:
-    """Authenticate the Bearer key once per request."""
+def caller(authorization: str | None = None) -> ApiKey:
+    """Authenticate the Bearer key (or the `authorization` given) once per request."""
     key = g.get("api_key")
     if key is None:
-        key = gateway().authenticate(request.headers.get("Authorization"))
+        key = gateway().authenticate(authorization or request.headers.get("Authorization"))
         g.api_key = key
         outcome = g.get("outcome")
         if outcome is not None:
@@ -52,3 +52,9 @@ def refuse_when_draining() -> None:
 def authenticate() -> None:
     """A before_request hook: reject the request unless its key is valid."""
     caller()
+
+
+def authenticate_anthropic() -> None:
+    """A before_request hook for Anthropic clients: `x-api-key: <key>`, or Bearer as anywhere."""
+    api_key = request.headers.get("x-api-key")
+    caller(None if request.headers.get("Authorization") or not api_key else f"Bearer {api_key}")

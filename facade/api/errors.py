@@ -44,11 +44,44 @@ def openai_error_body(err: FacadeError) -> dict:
     }
 
 
+# Anthropic's error types by status (its SDK raises one class per status).
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_body(err: FacadeError, request_id: str | None) -> dict:
+    """Anthropic's error shape, for /v1/messages (Anthropic SDKs, Claude Code)."""
+    kind = ANTHROPIC_TYPES.get(
+        err.status, "api_error" if err.status >= 500 else "invalid_request_error"
+    )
+    return {
+        "type": "error",
+        "error": {"type": kind, "message": err.message},
+        "request_id": request_id,
+    }
+
+
 def error_response(err: FacadeError) -> Response:
     outcome = g.get("outcome")
     if outcome is not None:
         outcome.error_type = err.type
-    if request.path.startswith("/v1/"):
+    path = request.path
+    if path.startswith("/v1/messages"):
+        body = anthropic_error_body(err, request_id())
+    elif path.startswith("/v1/"):
         body = openai_error_body(err)
     else:
         body = fail(err, request_id())

@@ -38,12 +38,13 @@ from .. import jsonutil
 from ..config import ProviderConfig
 from ..errors import UpstreamError
 from .anthropic_request import build_payload as build_payload  # the request half, re-exported
+from .anthropic_request import count_tokens_payload as count_tokens_payload
 from .base import ChatCall
 from .common import event_json
 from .sse import SSEEvent
 
 KIND = "anthropic"
-_FINISH = {
+FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "pause_turn": "stop",
@@ -70,7 +71,15 @@ def chat_url(config: ProviderConfig, upstream_model: str, stream: bool) -> str:
     return f"{base}/v1/messages"
 
 
-# -- request ------------------------------------------------------------------------------
+def count_tokens_url(config: ProviderConfig) -> str:
+    return chat_url(config, "", False) + "/count_tokens"
+
+
+def parse_count(data: dict) -> int:
+    count = data.get("input_tokens")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise UpstreamError("the anthropic token count has no input_tokens")
+    return count
 
 
 def parse_response(data: dict, call: ChatCall) -> dict:
@@ -104,11 +113,13 @@ def parse_response(data: dict, call: ChatCall) -> dict:
     }
     if isinstance(data.get("usage"), dict):
         answer["usage"] = _usage(data["usage"])
+    if call.native is not None:
+        answer["native"] = data  # a Messages client gets Claude's own answer
     return answer
 
 
 def _finish(stop_reason: str | None) -> str:
-    return _FINISH.get(stop_reason or "", "stop")
+    return FINISH_REASONS.get(stop_reason or "", "stop")
 
 
 def _usage(usage: dict) -> dict:
@@ -122,63 +133,88 @@ def _usage(usage: dict) -> dict:
     return out
 
 
-def translate_stream(events: Iterable[SSEEvent], call: ChatCall) -> Iterator[dict]:
-    """Claude's typed events -> OpenAI chunks; `message_stop` is the only proper end."""
-    base = {
-        "id": f"chatcmpl-{call.request_id}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": call.upstream_model,
-    }
-    usage: dict = {}
-    tools: dict[int, int] = {}  # Claude content block index -> OpenAI tool call index
-    finished = False
+class _StreamState:
+    """What a Claude stream has said so far: the chunk base, usage, tool blocks, the end."""
 
-    def chunk(delta: dict, finish: str | None = None) -> dict:
-        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    __slots__ = ("base", "finished", "stopped", "tools", "usage")
 
-    for event in events:
-        data = event_json(event)
-        kind = data.get("type") or event.event
+    def __init__(self, call: ChatCall):
+        self.base = {
+            "id": f"chatcmpl-{call.request_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": call.upstream_model,
+        }
+        self.usage: dict = {}
+        self.tools: dict[int, int] = {}  # Claude content block index -> OpenAI tool call index
+        self.finished = False  # a stop_reason was seen
+        self.stopped = False  # message_stop was seen: the only proper end
+
+    def chunk(self, delta: dict, finish: str | None = None) -> dict:
+        return {**self.base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def step(self, data: dict, kind: str | None) -> list[dict]:
+        """The OpenAI chunks one Claude event makes (often none)."""
         if kind == "message_start":
             message = _dict(data.get("message"))
-            base["id"] = message.get("id") or base["id"]
-            base["model"] = message.get("model") or base["model"]
-            _merge_usage(usage, message.get("usage"))
-            yield chunk({"role": "assistant", "content": ""})
-        elif kind == "content_block_start":
+            self.base["id"] = message.get("id") or self.base["id"]
+            self.base["model"] = message.get("model") or self.base["model"]
+            _merge_usage(self.usage, message.get("usage"))
+            return [self.chunk({"role": "assistant", "content": ""})]
+        if kind == "content_block_start":
             block = _dict(data.get("content_block"))
             if block.get("type") == "tool_use":
-                index = tools[data.get("index")] = len(tools)
+                index = self.tools[data.get("index")] = len(self.tools)
                 function = {"name": block.get("name"), "arguments": ""}
                 call_delta = {"index": index, "id": block.get("id"), "type": "function"}
-                yield chunk({"tool_calls": [{**call_delta, "function": function}]})
-            elif block.get("type") == "text" and block.get("text"):
-                yield chunk({"content": block["text"]})
+                return [self.chunk({"tool_calls": [{**call_delta, "function": function}]})]
+            if block.get("type") == "text" and block.get("text"):
+                return [self.chunk({"content": block["text"]})]
         elif kind == "content_block_delta":
             delta = _dict(data.get("delta"))
             if delta.get("type") == "text_delta" and delta.get("text"):
-                yield chunk({"content": delta["text"]})
-            elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
-                index = tools.get(data.get("index"))
+                return [self.chunk({"content": delta["text"]})]
+            if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                index = self.tools.get(data.get("index"))
                 if index is None:
                     raise UpstreamError("the upstream sent tool input for no tool call")
                 arguments = {"arguments": delta["partial_json"]}
-                yield chunk({"tool_calls": [{"index": index, "function": arguments}]})
+                return [self.chunk({"tool_calls": [{"index": index, "function": arguments}]})]
         elif kind == "message_delta":
-            _merge_usage(usage, data.get("usage"))
+            _merge_usage(self.usage, data.get("usage"))
             stop_reason = _dict(data.get("delta")).get("stop_reason")
             if stop_reason:
-                finished = True
-                yield chunk({}, _finish(stop_reason))
+                self.finished = True
+                return [self.chunk({}, _finish(stop_reason))]
         elif kind == "message_stop":
-            if not finished:
-                yield chunk({}, "stop")
-            yield {**base, "choices": [], "usage": _usage(usage)}
-            return
+            self.stopped = True
+            end = [] if self.finished else [self.chunk({}, "stop")]
+            return [*end, {**self.base, "choices": [], "usage": _usage(self.usage)}]
         elif kind == "error":
             raise UpstreamError(_message_of(data) or "the upstream reported an error mid-stream")
         # ping, content_block_stop and event types added later carry nothing for us
+        return []
+
+
+def translate_stream(events: Iterable[SSEEvent], call: ChatCall) -> Iterator[dict]:
+    """Claude's typed events -> OpenAI chunks; `message_stop` is the only proper end.
+
+    For a native call (`call.native`, a Messages client) every event also rides along on a
+    chunk as it came (`native`), an empty-choices chunk when it makes no OpenAI chunk, so
+    the client gets Claude's own stream while the gateway still meters the OpenAI one.
+    """
+    state = _StreamState(call)
+    native = call.native is not None
+    for event in events:
+        data = event_json(event)
+        chunks = state.step(data, data.get("type") or event.event)
+        if native:
+            if not chunks:
+                chunks = [{**state.base, "choices": []}]
+            chunks[-1]["native"] = data
+        yield from chunks
+        if state.stopped:
+            return
     raise UpstreamError("the upstream stream ended before it was complete")
 
 

@@ -25,6 +25,8 @@ _TIERS = {"auto": "auto", "default": "standard_only"}
 
 
 def build_payload(call: ChatCall) -> dict:
+    if call.native is not None:
+        return native_payload(call)
     body = call.body
     _refuse_unsupported(body)
     system, messages = _messages(body["messages"])
@@ -78,6 +80,24 @@ def _user_id(body: dict) -> str | None:
     """Claude's one end-user id: `safety_identifier`, else `user`, else metadata's user_id."""
     metadata = body.get("metadata") or {}
     return body.get("safety_identifier") or body.get("user") or metadata.get("user_id")
+
+
+def native_payload(call: ChatCall) -> dict:
+    """A Messages request passed as the client sent it (validated, so no unknown field), with
+    the target's model id; nothing is translated, so nothing is lost."""
+    payload = {**call.native, "model": call.upstream_model}
+    payload.pop("stream", None)
+    if call.stream:
+        payload["stream"] = True
+    return payload
+
+
+def count_tokens_payload(call: ChatCall) -> dict:
+    """A count_tokens request: the Messages fields that count, with the target's model id."""
+    fields = ("messages", "system", "tools", "tool_choice", "thinking")
+    payload = {name: call.native[name] for name in fields if name in call.native}
+    payload["model"] = call.upstream_model
+    return payload
 
 
 def _refuse_unsupported(body: dict) -> None:

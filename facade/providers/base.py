@@ -21,6 +21,11 @@ class ChatCall:
     request_id: str
     stream: bool
     trace_headers: dict[str, str] | None = None  # W3C trace context for the upstream call
+    # The client's own body when it speaks a vendor protocol (an Anthropic Messages request):
+    # a provider of that vendor sends it natively and attaches the vendor's own answer
+    # (`native` on the answer and on each chunk), so nothing is lost in a round trip. Every
+    # other provider uses `body`, the same request in the internal chat shape.
+    native: dict | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +63,10 @@ class Provider(ABC):
     @abstractmethod
     def stream(self, call: ChatCall) -> ChunkStream:
         """Open the stream before returning, so a failure here is an ordinary error."""
+
+    def count_tokens(self, call: ChatCall) -> int | None:
+        """The upstream's own count of `call.native`'s input tokens, or None when it has none."""
+        return None
 
     def embed(self, call: EmbeddingCall) -> dict:
         raise UnsupportedParameterError("input", self.kind, "this provider has no embeddings")

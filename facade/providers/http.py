@@ -83,6 +83,14 @@ class HTTPProvider(Provider):
         events = decode_events(iter_body(resp, self.name))
         return HTTPChunkStream(resp, proto.translate_stream(events, call))
 
+    def count_tokens(self, call: ChatCall) -> int | None:
+        proto = self.protocol
+        if call.native is None or not hasattr(proto, "count_tokens_url"):
+            return None
+        payload = proto.count_tokens_payload(call)
+        resp = self._post(proto.count_tokens_url(self.config), payload, call)
+        return proto.parse_count(self._read_json(resp))
+
     def embed(self, call: EmbeddingCall) -> dict:
         proto = self.protocol
         if not hasattr(proto, "build_embedding_payload"):

@@ -114,6 +114,30 @@ def _problem(headers: dict, body) -> tuple[int, str] | None:
     return None
 
 
+_COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking"}
+
+
+def count_tokens(fake: FakeUpstream, record: dict, start_response):
+    """`POST /v1/messages/count_tokens`: the prompt's words, plus 1000 so a test can tell the
+    upstream's count from the gateway's estimate."""
+    body = record["body"]
+    extra = [name for name in body if name not in _COUNT_FIELDS] if isinstance(body, dict) else []
+    problem = (
+        _problem(record["headers"], {**body, "max_tokens": 1})
+        if not extra
+        else (
+            400,
+            f"{extra[0]}: Extra inputs are not permitted",
+        )
+    )
+    if problem is not None:
+        status, message = problem
+        return fake._json(start_response, status, error_body(status, message))
+    return fake._json(
+        start_response, 200, {"input_tokens": 1000 + _plan({**body, "max_tokens": 1}).prompt_tokens}
+    )
+
+
 def _plan(body: dict) -> Plan:
     messages = body["messages"]
     # the last user turn decides; after tool results it holds no directives

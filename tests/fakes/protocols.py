@@ -27,6 +27,10 @@ def route(method: str, path: str):
         from . import anthropic
 
         return anthropic.messages
+    if path.endswith("/v1/messages/count_tokens"):
+        from . import anthropic
+
+        return anthropic.count_tokens
     if re.search(
         r"/models/[^/:]+:(generateContent|streamGenerateContent|embedContent|batchEmbedContents)$",
         path,
