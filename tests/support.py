@@ -253,3 +253,38 @@ def admin_headers(key: str = ADMIN_KEY) -> dict[str, str]:
 
 def chat_body(text: str = "hello", model: str = "gpt-test", **fields) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": text}], **fields}
+
+
+LIMITED_KEY = "sk-limited-SECRET-0a1b2c3d"
+
+
+def anthropic_config(fake_url: str) -> dict:
+    """`base_config` plus an Anthropic-kind provider on the fake (`claude-test`), a model that
+    falls back from it to the OpenAI-compatible one, and a key allowed one request a minute."""
+    config = base_config(fake_url)
+    config["providers"].append(
+        {
+            "name": "claude",
+            "kind": "anthropic",
+            "base_url": fake_url,
+            "api_key": "${UPSTREAM_API_KEY}",
+            "timeout_s": {"connect": 2, "read": 3},
+        }
+    )
+    config["models"] += [
+        {
+            "name": "claude-test",
+            "targets": [{"provider": "claude", "model": "claude-up"}],
+            "input_cost_per_1m": 3.0,
+            "output_cost_per_1m": 15.0,
+        },
+        {
+            "name": "claude-then-gpt",
+            "targets": [
+                {"provider": "claude", "model": "claude-up+status=529", "weight": 1000},
+                {"provider": "fake", "model": "up-model", "weight": 0.001},
+            ],
+        },
+    ]
+    config["keys"].append({"name": "limited", "key": LIMITED_KEY, "models": ["*"], "rpm": 1})
+    return config

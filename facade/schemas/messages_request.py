@@ -68,6 +68,9 @@ class AnthropicToolUseBlockSchema(_Strict):
     name = StrictString(required=True)
     input = JSONObject(required=True)
     cache_control = fields.Nested(AnthropicCacheControlSchema, allow_none=True)
+    # Sent back as the SDK's answer objects hold them (None unless a server tool made the call).
+    caller = JSONObject(allow_none=True)
+    toolset_name = StrictString(allow_none=True)
 
 
 class AnthropicThinkingBlockSchema(_Strict):
@@ -129,6 +132,7 @@ class AnthropicToolResultBlockSchema(_Strict):
     )
     is_error = StrictBoolean()
     cache_control = fields.Nested(AnthropicCacheControlSchema, allow_none=True)
+    toolset_name = StrictString(allow_none=True)
 
 
 USER_BLOCKS = {
