@@ -147,9 +147,10 @@ def test_raw_stream_events_in_order(client, model):
     assert kinds.count("content_block_start") == kinds.count("content_block_stop") == 1
 
 
-def test_tool_round_trip_on_an_anthropic_target(client, fake):
+@pytest.mark.parametrize("model", TARGETS)
+def test_tool_round_trip(client, fake, model):
     first = client.messages.create(
-        model="claude-test",
+        model=model,
         max_tokens=256,
         tools=[WEATHER],
         tool_choice={"type": "auto"},
@@ -159,7 +160,7 @@ def test_tool_round_trip_on_an_anthropic_target(client, fake):
     (call,) = [b for b in first.content if b.type == "tool_use"]
     assert call.name == "get_weather" and call.input == {"city": "Paris"}
     second = client.messages.create(
-        model="claude-test",
+        model=model,
         max_tokens=256,
         tools=[WEATHER],
         messages=[
@@ -170,11 +171,31 @@ def test_tool_round_trip_on_an_anthropic_target(client, fake):
                 "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}],
             },
         ],
-        extra_headers={"X-Request-ID": "tool-2"},
+        extra_headers={"X-Request-ID": f"tool-{model}"},
     )
     assert second.stop_reason == "end_turn" and second.content[0].type == "text"
-    (seen,) = fake.requests("tool-2")
-    assert seen["body"]["messages"][2]["content"][0]["tool_use_id"] == call.id
+    (seen,) = fake.requests(f"tool-{model}")
+    sent = seen["body"]["messages"]
+    if model == "claude-test":
+        assert sent[2]["content"][0]["tool_use_id"] == call.id
+    else:
+        assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+
+
+@pytest.mark.parametrize("model", TARGETS)
+def test_streamed_tool_call(client, model):
+    with client.messages.stream(
+        model=model,
+        max_tokens=256,
+        tools=[WEATHER],
+        messages=user("weather in Paris? [[fake tool=get_weather]]"),
+    ) as stream:
+        kinds = {e.type for e in stream}
+        final = stream.get_final_message()
+    assert "input_json" in kinds  # the SDK's own event for input_json_delta
+    assert final.stop_reason == "tool_use"
+    (call,) = [b for b in final.content if b.type == "tool_use"]
+    assert (call.name, call.input) == ("get_weather", {"city": "Paris"})
 
 
 @pytest.mark.parametrize("model", TARGETS)
