@@ -15,6 +15,14 @@ blp = EnvelopeBlueprint(
 blp.before_request(authenticate)
 
 
+class AutoSelectorSchema(Schema):
+    strategy = fields.String(metadata={"example": "cheapest"})
+    candidates = fields.List(
+        fields.String(), metadata={"description": "The models it chooses among, for this key."}
+    )
+    description = fields.String(metadata={"description": "How it chooses, for people."})
+
+
 class ModelSchema(Schema):
     id = fields.String()
     object = fields.String(metadata={"example": "model"})
@@ -26,6 +34,10 @@ class ModelSchema(Schema):
     input_cost_per_1m = fields.Float()
     output_cost_per_1m = fields.Float()
     capabilities = fields.List(fields.String())
+    auto = fields.Nested(
+        AutoSelectorSchema,
+        metadata={"description": "Only on the `auto` entry: how Facade picks the model."},
+    )
 
 
 class ModelListSchema(Schema):
@@ -45,8 +57,47 @@ class ProviderListSchema(Schema):
     data = fields.List(fields.Nested(ProviderSchema))
 
 
-def model_list(gw: Gateway, key: ApiKey) -> dict:
-    """The models this key may use, in OpenAI's list shape plus Facade's details."""
+HOW_AUTO_CHOOSES = {
+    "cheapest": "the candidate with the lowest estimated cost for this request (its prompt and "
+    "output cap at each model's prices)",
+    "fastest": "the candidate with the lowest measured latency (models not measured yet first)",
+    "priority": "the first candidate in the listed order",
+}
+
+
+def auto_entry(gw: Gateway, key: ApiKey) -> dict | None:
+    """`auto` as a model: listed for keys that may use any model (or name `auto`)."""
+    if not ("*" in key.models or "auto" in key.models):
+        return None
+    config = gw.config
+    names = [n for n in (config.auto_candidates or tuple(config.models)) if key.allows(n)]
+    if not names:
+        return None
+    models = [config.models[n] for n in names]
+    how = HOW_AUTO_CHOOSES[config.auto_strategy]
+    return {
+        "id": "auto",
+        "object": "model",
+        "created": 0,
+        "owned_by": "facade",
+        "provider": "auto",
+        "providers": sorted({t.provider for m in models for t in m.targets}),
+        "context_window": max(m.context_window for m in models),
+        "max_output_tokens": max(m.max_output_tokens for m in models),
+        "capabilities": sorted(set().union(*(m.capabilities for m in models))),
+        "auto": {
+            "strategy": config.auto_strategy,
+            "candidates": names,
+            "description": f"Facade picks {how}, among the candidates whose context window "
+            "and capabilities (tools, images, json) fit the request; if it fails, the next "
+            "one is tried. Send no model, or model \"auto\".",
+        },
+    }
+
+
+def model_list(gw: Gateway, key: ApiKey, with_auto: bool = False) -> dict:
+    """The models this key may use, in OpenAI's list shape plus Facade's details; `auto`
+    too on Facade's own route (the plain /v1 list keeps to the configured models)."""
     rows = []
     for model in gw.config.models.values():
         if not key.allows(model.name):
@@ -67,6 +118,9 @@ def model_list(gw: Gateway, key: ApiKey) -> dict:
                 "capabilities": sorted(model.capabilities),
             }
         )
+    auto = auto_entry(gw, key) if with_auto else None
+    if auto is not None:
+        rows.append(auto)
     return {"object": "list", "data": rows}
 
 
@@ -74,7 +128,7 @@ def model_list(gw: Gateway, key: ApiKey) -> dict:
 @blp.response(200, ModelListSchema)
 def list_models() -> dict:
     """List the models the calling key may use."""
-    return model_list(gateway(), caller())
+    return model_list(gateway(), caller(), with_auto=True)
 
 
 @blp.route("/providers", methods=["GET"])

@@ -7,22 +7,32 @@ like a real model's, which is what the demo and the README's curl examples need.
 
 from __future__ import annotations
 
-import itertools
+import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from ..config import ProviderConfig
 from ..estimates import estimate_messages
 from .base import ChatCall, ChunkStream, EmbeddingCall, Provider
 
-_WORDS = (
+SENTENCES = (
     "Facade is answering from its built-in simulator, so no model was called and no money "
-    "was spent. Point FACADE_CONFIG at a file with a real provider to talk to a model. "
+    "was spent.",
+    "Point FACADE_CONFIG at a file with a real provider to talk to a model.",
     "Meanwhile this text streams at a steady pace so that time to first token, inter-token "
-    "latency and tokens per second have something honest to measure."
-).split(" ")
-DEFAULT_ANSWER_TOKENS = 48
+    "latency and tokens per second have something honest to measure.",
+)
+NATURAL_MIN_TOKENS = 24  # an answer left alone ends at the first sentence end past this
+MAX_COUNT = 500
+_COUNT = re.compile(r"\bcount(?: from 1)? to (\d{1,6})\b", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class Choice:
+    pieces: list[str]  # one token each
+    finish_reason: str
 
 
 def _last_user_text(messages: list[dict]) -> str:
@@ -32,14 +42,83 @@ def _last_user_text(messages: list[dict]) -> str:
     return ""
 
 
+def natural_answer(prompt: str, index: int = 0) -> list[str]:
+    """What the simulator says when nothing stops it, one token a piece, ending at a sentence
+    end. "count to N" is answered by counting; anything else gets an echo of the prompt and
+    whole sentences (each choice of `n` starts at another one)."""
+    wanted = _COUNT.search(prompt)
+    if wanted:
+        top = min(int(wanted.group(1)), MAX_COUNT)
+        return [f"{i}, " for i in range(1, top)] + [f"{top}." if top else "0."]
+    echo = prompt[:60].replace("\n", " ")
+    pieces = [f"You said: {echo!r}. "] if echo else []
+    k = index
+    while len(pieces) < NATURAL_MIN_TOKENS:
+        pieces += [word + " " for word in SENTENCES[k % len(SENTENCES)].split(" ")]
+        k += 1
+    pieces[-1] = pieces[-1].rstrip()
+    return pieces
+
+
+def _stops(body: dict) -> list[str]:
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    return [s for s in stop or () if s]
+
+
+def cut_at_stop(pieces: list[str], stops: list[str]) -> list[str] | None:
+    """The pieces before the first stop sequence (not included), or None if none occurs."""
+    text = "".join(pieces)
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    if not found:
+        return None
+    end, kept, at = min(found), [], 0
+    for piece in pieces:
+        if at >= end:
+            break
+        kept.append(piece[: end - at])
+        at += len(piece)
+    return [p for p in kept if p]
+
+
+def fit_to_cap(pieces: list[str], cap: int) -> tuple[list[str], str]:
+    """Shorten an answer to the output cap: at the last sentence end that leaves at least
+    half the cap used, like a model that plans a short answer; else cut mid-sentence with
+    finish_reason "length", as a real model is cut."""
+    if len(pieces) <= cap:
+        return pieces, "stop"
+    ends = [
+        i + 1
+        for i, piece in enumerate(pieces[:cap])
+        if i >= 1 and piece.rstrip().endswith((".", "!", "?"))
+    ]
+    if ends and ends[-1] * 2 >= cap:
+        kept = pieces[: ends[-1]]
+        return kept[:-1] + [kept[-1].rstrip()], "stop"
+    return pieces[:cap], "length"
+
+
+def answer(call: ChatCall, index: int = 0) -> Choice:
+    """One choice: the natural answer, fitted to the output cap, then cut at a stop sequence."""
+    pieces = natural_answer(_last_user_text(call.body["messages"]), index)
+    finish = "stop"
+    if call.max_tokens is not None:
+        pieces, finish = fit_to_cap(pieces, call.max_tokens)
+    stopped = cut_at_stop(pieces, _stops(call.body))
+    if stopped is not None:
+        pieces, finish = stopped, "stop"
+    return Choice(pieces, finish)
+
+
+def answers(call: ChatCall) -> list[Choice]:
+    n = call.body.get("n") or 1
+    return [answer(call, i) for i in range(n)]
+
+
 def answer_tokens(call: ChatCall) -> list[str]:
-    """The pieces of the answer; the echo of the prompt keeps answers distinguishable."""
-    prompt = _last_user_text(call.body["messages"])[:60].replace("\n", " ")
-    head = [f"You said: {prompt!r}. "] if prompt else []
-    limit = call.max_tokens or DEFAULT_ANSWER_TOKENS
-    words = (w + " " for w in itertools.cycle(_WORDS))
-    pieces = head + list(itertools.islice(words, max(0, DEFAULT_ANSWER_TOKENS - len(head))))
-    return pieces[:limit]
+    """The first choice's pieces (one token each)."""
+    return answer(call).pieces
 
 
 class SimulatorStream(ChunkStream):
@@ -73,11 +152,9 @@ class SimulatorProvider(Provider):
         }
 
     def complete(self, call: ChatCall) -> dict:
-        pieces = answer_tokens(call)
-        time.sleep(self.ttft_s + self.token_s * max(0, len(pieces) - 1))
-        finish = (
-            "length" if call.max_tokens is not None and len(pieces) >= call.max_tokens else "stop"
-        )
+        choices = answers(call)
+        longest = max(len(c.pieces) for c in choices)
+        time.sleep(self.ttft_s + self.token_s * max(0, longest - 1))
         return {
             "id": f"chatcmpl-sim-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -85,19 +162,20 @@ class SimulatorProvider(Provider):
             "model": call.upstream_model,
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(pieces).rstrip()},
-                    "finish_reason": finish,
+                    "index": i,
+                    "message": {"role": "assistant", "content": "".join(c.pieces)},
+                    "finish_reason": c.finish_reason,
                 }
+                for i, c in enumerate(choices)
             ],
-            "usage": self._usage(call, len(pieces)),
+            "usage": self._usage(call, sum(len(c.pieces) for c in choices)),
         }
 
     def stream(self, call: ChatCall) -> ChunkStream:
         return SimulatorStream(self._chunks(call))
 
     def _chunks(self, call: ChatCall) -> Iterator[dict]:
-        pieces = answer_tokens(call)
+        choices = answers(call)
         base = {
             "id": f"chatcmpl-sim-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion.chunk",
@@ -105,24 +183,24 @@ class SimulatorProvider(Provider):
             "model": call.upstream_model,
         }
         time.sleep(self.ttft_s)
-        yield {
-            **base,
-            "choices": [
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-            ],
-        }
-        for i, piece in enumerate(pieces):
-            if i:
+        for i in range(len(choices)):
+            role = {"role": "assistant", "content": ""}
+            yield {**base, "choices": [{"index": i, "delta": role, "finish_reason": None}]}
+        for step in range(max(len(c.pieces) for c in choices)):
+            if step:
                 time.sleep(self.token_s)
-            yield {
-                **base,
-                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-            }
-        finish = (
-            "length" if call.max_tokens is not None and len(pieces) >= call.max_tokens else "stop"
-        )
-        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
-        yield {**base, "choices": [], "usage": self._usage(call, len(pieces))}
+            for i, choice in enumerate(choices):
+                if step < len(choice.pieces):
+                    delta = {"content": choice.pieces[step]}
+                    yield {
+                        **base,
+                        "choices": [{"index": i, "delta": delta, "finish_reason": None}],
+                    }
+        for i, choice in enumerate(choices):
+            end = {"index": i, "delta": {}, "finish_reason": choice.finish_reason}
+            yield {**base, "choices": [end]}
+        output = sum(len(c.pieces) for c in choices)
+        yield {**base, "choices": [], "usage": self._usage(call, output)}
 
     def embed(self, call: EmbeddingCall) -> dict:
         inputs = call.body["input"]

@@ -209,6 +209,17 @@ def test_models_list_details(client, auth):
     assert [r["id"] for r in only_big.get_json()["data"]["data"]] == ["big"]
 
 
+def test_auto_is_listed_with_how_it_chooses(client, auth):
+    rows = client.get("/api/v1/models", headers=auth).get_json()["data"]["data"]
+    auto = next(r for r in rows if r["id"] == "auto")
+    assert auto["auto"]["strategy"] == "cheapest"
+    assert auto["auto"]["candidates"] == ["small", "big"]
+    assert "lowest estimated cost" in auto["auto"]["description"]
+    assert auto["context_window"] == 100000 and auto["providers"] == ["a", "b"]
+    plain = client.get("/v1/models", headers=auth).get_json()["data"]
+    assert "auto" not in [r["id"] for r in plain], "the plain list keeps to configured models"
+
+
 def test_anthropic_refuses_what_it_cannot_honour(client, fake):
     resp = post(client, ask("claude", logit_bias={"1": 5}))
     assert resp.status_code == 400
