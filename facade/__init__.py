@@ -11,9 +11,12 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 
-def create_app(config: Config | None = None, settings: Settings | None = None) -> Flask:
+def create_app(
+    config: Config | None = None, settings: Settings | None = None, *, quiet: bool = False
+) -> Flask:
     """Build the WSGI app. Imports stay inside so `facade.config` can load in gunicorn's
-    master without pulling in `requests` before the gevent worker patches."""
+    master without pulling in `requests` before the gevent worker patches. `quiet`: no demo
+    banner (the `facade` command's key administration)."""
     from .app import build_app
 
-    return build_app(config, settings)
+    return build_app(config, settings, quiet=quiet)

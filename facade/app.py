@@ -43,11 +43,13 @@ class FacadeApi(Api):
         register_error_handlers(self._app)
 
 
-def build_app(config: Config | None = None, settings: Settings | None = None) -> Flask:
+def build_app(
+    config: Config | None = None, settings: Settings | None = None, *, quiet: bool = False
+) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings)
     config = config or load_config(settings)
-    if config.is_demo:
+    if config.is_demo and not quiet:
         warn_demo()
     app = Flask("facade")
     app.json = OrjsonProvider(app)

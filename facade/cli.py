@@ -1,4 +1,4 @@
-"""`flask --app wsgi keys ...`: key administration for operators, without the admin API.
+"""`facade keys ...` (and `flask --app wsgi keys ...`): key administration without the API.
 
 Values go through the admin API's own schema, so the CLI and the API accept and refuse the
 same things. The plaintext of a created or rotated key is printed once, on stdout only.
@@ -15,6 +15,7 @@ from . import jsonutil, key_admin
 from .config import BUDGET_PERIODS
 from .errors import FacadeError
 from .schemas.admin_bodies import KeyCreateSchema, KeyUpdateSchema
+from .settings import describe_store
 from .validation import flatten_errors
 
 keys_cli = AppGroup("keys", help="Create, list, update, rotate and revoke API keys.")
@@ -101,14 +102,26 @@ def _run(action):
         raise click.ClickException(err.message) from None
 
 
+def usd(amount: float) -> str:
+    """Dollars as people read them: cents from $1 up, else six decimals ($0.000070)."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:.6f}"
+
+
+def budget_usd(amount: float) -> str:
+    """A budget as it was set: $100, $2.50, $0.0004 (never an exponent)."""
+    text = f"{amount:,.6f}".rstrip("0").rstrip(".")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}" if cents else f"${whole}"
+
+
 def _show(view: dict) -> str:
     limits = ", ".join(
         f"{name} {view[name]}" for name in ("rpm", "tpm") if view.get(name) is not None
     )
     budget = view.get("budget_usd")
-    spend = f"${view['spend_usd']:.6g}"
+    spend = usd(view["spend_usd"])
     if budget is not None:
-        spend += f" of ${budget:.6g} {view['budget_period']}"
+        spend += f" of {budget_usd(budget)} {view['budget_period']}"
     expires = view["expires_at"].isoformat() if view.get("expires_at") else "never"
     return (
         f"{view['id']}  {view['prefix']}…  {view['name']}  [{view['source']}]  "
@@ -132,6 +145,8 @@ def create(**given) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
 def list_(include_revoked: bool, as_json: bool) -> None:
     """List keys from the config file and the store, with their spend this period."""
+    where = f"store: {describe_store(_gateway().settings.database_url)}"
+    click.echo(where, err=as_json)  # --json keeps stdout to one JSON object a line
     for view in _run(lambda: key_admin.list_keys(_gateway(), include_revoked)):
         if as_json:
             click.echo(jsonutil.dumps(view).decode())
