@@ -19,7 +19,7 @@ from typing import Protocol
 
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError
-from .estimates import estimate_inputs, estimate_messages, output_cap
+from .estimates import chat_input_bound, choices, embedding_input_bound, output_cap
 from .keys import ApiKey
 from .settings import Settings
 from .store import Store
@@ -68,18 +68,42 @@ class NoAccounting:
         return self._admission
 
 
-def largest_cost_nusd(plan: list[tuple[ModelConfig, TargetConfig]], input_tokens: int, cap):
-    """The most this request can cost: its input estimate plus its output cap, at the prices
-    of the most expensive model it may be routed to (auto plans hold several)."""
+def largest_cost_nusd(
+    plan: list[tuple[ModelConfig, TargetConfig]], input_tokens: int, cap: int | None, n: int = 1
+) -> int:
+    """The most this request can cost: its input bound at the dearest input price (a cache
+    write costs more than plain input on Anthropic) plus `n` times its output cap, at the
+    prices of the most expensive model it may be routed to (auto plans hold several)."""
     worst = 0.0
     seen = None
     for model, _target in plan:
         if model is seen:
             continue
         seen = model
-        out = cap if cap is not None else model.max_output_tokens
-        worst = max(worst, input_tokens * model.input_cost_per_1m + out * model.output_cost_per_1m)
+        out = n * (cap if cap is not None else model.max_output_tokens)
+        cost = input_tokens * model.dearest_input_cost_per_1m + out * model.output_cost_per_1m
+        worst = max(worst, cost)
     return math.ceil(worst * (NANO / 1_000_000))
+
+
+def demand(
+    plan: list[tuple[ModelConfig, TargetConfig]], body: dict
+) -> tuple[int, int | None, int, int]:
+    """(input bound, caller's cap, n, tokens for tpm) of a chat or embeddings body.
+
+    The input bound adds the longest upstream model name of the plan (the gateway puts it in
+    the body); tpm counts the input bound plus `n` times the output cap, the model's when
+    the caller gives none (it is what goes upstream).
+    """
+    extra = (max(len(target.model) for _, target in plan) + 3) // 4
+    if "messages" not in body:  # embeddings: input only
+        input_tokens = embedding_input_bound(body) + extra
+        return input_tokens, 0, 1, input_tokens
+    windows = max(model.context_window for model, _ in plan)
+    input_tokens = chat_input_bound(body, windows) + extra
+    cap, n = output_cap(body), choices(body)
+    most = cap if cap is not None else max(model.max_output_tokens for model, _ in plan)
+    return input_tokens, cap, n, input_tokens + n * most
 
 
 def _describe(err: Exception) -> str:
@@ -128,6 +152,7 @@ class StoreAdmission:
             status,
             request_id,
             metrics.get("time_to_first_token_s"),
+            metrics.get("cached_input_tokens", 0),
         )
         delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(
@@ -155,6 +180,7 @@ class StoreAdmission:
             status,
             self.request_id,
             None,
+            0,
         )
         delta = -self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(
@@ -191,21 +217,16 @@ class StoreAccounting:
         )
         if key.rpm is None and key.tpm is None and key.budget_usd is None:
             return admission
-        if "messages" in body:
-            cap = output_cap(body)
-            input_tokens = estimate_messages(body["messages"])
-        else:  # embeddings: input only
-            cap = 0
-            input_tokens = estimate_inputs(body.get("input") or "")
+        input_tokens, cap, n, tokens = demand(plan, body)
         budget = key.budget_usd
         ask = Ask(
             key_id=key.id,
             key_name=key.name,
             rpm=key.rpm,
             tpm=key.tpm,
-            tokens=input_tokens + (cap or 0),
+            tokens=tokens,
             budget_nusd=None if budget is None else round(budget * NANO),
-            reserve_nusd=0 if budget is None else largest_cost_nusd(plan, input_tokens, cap),
+            reserve_nusd=0 if budget is None else largest_cost_nusd(plan, input_tokens, cap, n),
             period=key.budget_period,
             period_start=admission.period_start,
         )

@@ -88,6 +88,9 @@ class ModelSchema(_Strict):
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     targets = fields.List(fields.Nested(TargetSchema), required=True, validate=validate.Length(1))
     input_cost_per_1m = fields.Float(load_default=0.0, **_money)
+    # Input read from / written to the provider's prompt cache; default: the input price.
+    cached_input_cost_per_1m = fields.Float(load_default=None, **_money)
+    cache_write_input_cost_per_1m = fields.Float(load_default=None, **_money)
     output_cost_per_1m = fields.Float(load_default=0.0, **_money)
     context_window = fields.Integer(load_default=8192, validate=validate.Range(min=1))
     # Output cap used when a request gives none (budgets reserve it; anthropic requires one).
@@ -167,10 +170,35 @@ class ModelConfig:
     context_window: int
     max_output_tokens: int
     capabilities: frozenset[str]
+    cached_input_cost_per_1m: float | None = None  # None: the input price
+    cache_write_input_cost_per_1m: float | None = None  # None: the input price
 
-    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+    def __post_init__(self) -> None:
+        if self.cached_input_cost_per_1m is None:
+            object.__setattr__(self, "cached_input_cost_per_1m", self.input_cost_per_1m)
+        if self.cache_write_input_cost_per_1m is None:
+            object.__setattr__(self, "cache_write_input_cost_per_1m", self.input_cost_per_1m)
+
+    @property
+    def dearest_input_cost_per_1m(self) -> float:
+        """The most one input token can cost (uncached, read from or written to the cache)."""
+        return max(
+            self.input_cost_per_1m,
+            self.cached_input_cost_per_1m,
+            self.cache_write_input_cost_per_1m,
+        )
+
+    def cost_usd(
+        self, input_tokens: int, output_tokens: int, cached: int = 0, cache_write: int = 0
+    ) -> float:
+        """What the upstream bills: `input_tokens` is every input token, `cached` of them read
+        from the prompt cache and `cache_write` written to it; output includes reasoning."""
+        uncached = input_tokens - cached - cache_write
         return (
-            input_tokens * self.input_cost_per_1m + output_tokens * self.output_cost_per_1m
+            uncached * self.input_cost_per_1m
+            + cached * self.cached_input_cost_per_1m
+            + cache_write * self.cache_write_input_cost_per_1m
+            + output_tokens * self.output_cost_per_1m
         ) / 1_000_000
 
 

@@ -20,7 +20,7 @@ from .errors import FacadeError, UnavailableError, UpstreamError
 from .estimates import estimate_inputs, estimate_messages, estimate_text, output_cap
 from .first_chunk import PendingFirst, open_bounded
 from .keys import ApiKey
-from .metering import Meter, usage_tokens
+from .metering import NO_DETAILS, Meter, usage_details, usage_tokens
 from .outcome import Outcome
 from .providers import ChatCall, ChunkStream, EmbeddingCall, Provider
 from .router import Router
@@ -183,13 +183,20 @@ class ChatPipeline:
         ) -> dict:
             meter = Meter()
             provider = self.providers[target.provider]
+            limit = model.max_output_tokens if cap is None else cap
             data = provider.complete(
-                ChatCall(body, model, target.model, cap, request_id, False, trace, native)
+                ChatCall(body, model, target.model, limit, request_id, False, trace, native)
             )
-            tokens = usage_tokens(data.get("usage"))
+            usage = data.get("usage")
+            tokens = usage_tokens(usage)
             if tokens is None:
                 tokens = (estimate_messages(body["messages"]), _estimate_output(data))
-            return self._answered(data, tokens, model, target, n, meter, outcome, admission)
+                details = NO_DETAILS
+            else:
+                details = usage_details(usage, *tokens)
+            return self._answered(
+                data, tokens, details, model, target, n, meter, outcome, admission
+            )
 
         return self._call(key, plan, body, request_id, outcome, attempt)
 
@@ -214,7 +221,8 @@ class ChatPipeline:
         ) -> OpenedStream:
             meter = Meter()
             provider = self.providers[target.provider]
-            call = ChatCall(body, model, target.model, cap, request_id, True, trace, native)
+            limit = model.max_output_tokens if cap is None else cap
+            call = ChatCall(body, model, target.model, limit, request_id, True, trace, native)
 
             def open_first() -> tuple[ChunkStream, dict]:
                 stream = provider.stream(call)
@@ -264,7 +272,9 @@ class ChatPipeline:
             tokens = (data.get("usage") or {}).get("prompt_tokens")
             if not isinstance(tokens, int):
                 tokens = estimate_inputs(body["input"])
-            return self._answered(data, (tokens, 0), model, target, n, meter, outcome, admission)
+            return self._answered(
+                data, (tokens, 0), NO_DETAILS, model, target, n, meter, outcome, admission
+            )
 
         return self._call(key, plan, body, request_id, outcome, attempt)
 
@@ -272,6 +282,7 @@ class ChatPipeline:
         self,
         data: dict,
         tokens: tuple[int, int],
+        details: tuple[int, int, int],
         model: ModelConfig,
         target: TargetConfig,
         n: int,
@@ -282,7 +293,7 @@ class ChatPipeline:
         """Measure a whole (non-streamed) answer, record it, settle its true cost."""
         meter.finish()
         self.router.succeeded(model, target, meter.end - meter.start)
-        metrics = meter.metrics(model, target.provider, target.model, *tokens, n)
+        metrics = meter.metrics(model, target.provider, target.model, *tokens, n, details)
         data["model"] = model.name
         data["metrics"] = metrics
         self._record(outcome, model, target, target.provider, metrics)
@@ -304,7 +315,12 @@ class ChatPipeline:
             tokens = usage_tokens(usage)
             if tokens is None:  # cut off, or an upstream that ignores include_usage
                 tokens = (estimate_messages(call.body["messages"]), meter.content_chunks)
-            metrics = meter.metrics(model, provider, call.upstream_model, *tokens, attempts)
+                details = NO_DETAILS
+            else:
+                details = usage_details(usage, *tokens)
+            metrics = meter.metrics(
+                model, provider, call.upstream_model, *tokens, attempts, details
+            )
             if error is None:
                 self.router.succeeded(model, target, metrics["latency_s"])
             outcome.status = error.status if error else 200

@@ -14,6 +14,7 @@ from typing import Protocol
 from ..drain import Drain
 from ..errors import ClientClosedError, FacadeError, InternalError, UpstreamError
 from ..first_chunk import PendingFirst
+from ..metering import usage_of
 from ..outcome import Outcome
 from ..pipeline import OpenedStream
 from ..telemetry import observe
@@ -163,7 +164,7 @@ class Relay:
         elif opened.include_usage:
             final = dict(self._usage_chunk) if self._usage_chunk else _usage_chunk(opened, metrics)
             final.update(model=model, choices=[], metrics=metrics)
-            final.setdefault("usage", _usage_of(metrics))
+            final.setdefault("usage", usage_of(metrics))
             yield present.chunk(final)
         yield present.done
 
@@ -180,19 +181,11 @@ def _current_greenlet():
     return getcurrent() if monkey.is_module_patched("socket") else None
 
 
-def _usage_of(metrics: dict) -> dict:
-    return {
-        "prompt_tokens": metrics["input_tokens"],
-        "completion_tokens": metrics["output_tokens"],
-        "total_tokens": metrics["total_tokens"],
-    }
-
-
 def _usage_chunk(opened: OpenedStream, metrics: dict) -> dict:
     first = opened.first
     return {
         "id": first.get("id"),
         "object": "chat.completion.chunk",
         "created": first.get("created"),
-        "usage": _usage_of(metrics),
+        "usage": usage_of(metrics),
     }

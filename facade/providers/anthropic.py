@@ -26,7 +26,10 @@ Decisions, and why:
 - Taken as hints and not sent: a message's `name`, an image's `detail`, a tool's `strict`.
   Claude has no counterpart, and refusing them would break common SDK defaults (the OpenAI
   Agents SDK marks every tool strict) for no change in the output.
-- Prompt-cache tokens (creation and reads) count as prompt tokens: the caller pays for them.
+- Usage: Claude's `input_tokens` leaves out the prompt-cache reads and writes, so
+  `prompt_tokens` is the sum of the three (every input token, as OpenAI counts), with the
+  reads as `prompt_tokens_details.cached_tokens` and the writes as
+  `prompt_tokens_details.cache_write_tokens`, so each is priced at its own rate.
 """
 
 from __future__ import annotations
@@ -128,8 +131,14 @@ def _usage(usage: dict) -> dict:
     out = {"prompt_tokens": prompt, "completion_tokens": completion}
     out["total_tokens"] = prompt + completion
     cached = int(usage.get("cache_read_input_tokens") or 0)
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    details = {}
     if cached:
-        out["prompt_tokens_details"] = {"cached_tokens": cached}
+        details["cached_tokens"] = cached
+    if written:
+        details["cache_write_tokens"] = written
+    if details:
+        out["prompt_tokens_details"] = details
     return out
 
 

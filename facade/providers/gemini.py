@@ -24,6 +24,10 @@ Decisions, and why:
   `n` = 1 are defaults and not sent either: some models refuse the penalty fields even at 0.
 - No terminal stream event exists: a stream is complete once every candidate seen has a
   finishReason (or the prompt was blocked); EOF before that is a cut-off.
+- Usage: `promptTokenCount` already includes `cachedContentTokenCount` (the cached part,
+  given as `prompt_tokens_details.cached_tokens`); `thoughtsTokenCount` is billed as output
+  but not part of `candidatesTokenCount`, so it is added to `completion_tokens` and given as
+  `completion_tokens_details.reasoning_tokens`.
 - Embedding usage is not reported by Gemini: it is estimated at four characters a token.
 - Known limit: Gemini 3 "thought signatures" are not carried through tool-call ids, so
   models that require them refuse multi-turn tool use.

@@ -125,7 +125,10 @@ class UsageRowSchema(Schema):
     key_name = fields.String(allow_none=True)
     model = fields.String()
     requests = fields.Integer()
-    input_tokens = fields.Integer()
+    input_tokens = fields.Integer(metadata={"description": "Every input token, cached or not."})
+    cached_input_tokens = fields.Integer(
+        metadata={"description": "Input tokens read from the provider's prompt cache."}
+    )
     output_tokens = fields.Integer()
     cost_usd = fields.Float()
 

@@ -6,8 +6,15 @@ from marshmallow import Schema, fields
 
 
 class MetricsSchema(Schema):
-    input_tokens = fields.Integer()
-    output_tokens = fields.Integer()
+    input_tokens = fields.Integer(metadata={"description": "Every input token, cached or not."})
+    cached_input_tokens = fields.Integer(
+        metadata={"description": "Input tokens read from the provider's prompt cache."}
+    )
+    cache_write_input_tokens = fields.Integer(
+        metadata={"description": "Input tokens written to the provider's prompt cache."}
+    )
+    output_tokens = fields.Integer(metadata={"description": "Reasoning tokens included."})
+    reasoning_tokens = fields.Integer()
     total_tokens = fields.Integer()
     cost_usd = fields.Float()
     latency_s = fields.Float()
@@ -17,6 +24,7 @@ class MetricsSchema(Schema):
     provider = fields.String()
     upstream_model = fields.String()
     attempts = fields.Integer(metadata={"description": "Targets tried, fallbacks included."})
+    cache_hit = fields.Boolean(metadata={"description": "Answered from Facade's response cache."})
 
 
 class UsageSchema(Schema):

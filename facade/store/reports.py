@@ -32,6 +32,7 @@ def usage_rows(
             u.c.model,
             func.count(),
             func.sum(u.c.input_tokens),
+            func.sum(u.c.cached_input_tokens),
             func.sum(u.c.output_tokens),
             func.sum(u.c.cost_nusd),
         )
@@ -54,10 +55,11 @@ def usage_rows(
             "model": model_name,
             "requests": int(requests),
             "input_tokens": int(input_tokens or 0),
+            "cached_input_tokens": int(cached or 0),
             "output_tokens": int(output_tokens or 0),
             "cost_usd": to_usd(int(cost or 0)),
         }
-        for day, kid, model_name, requests, input_tokens, output_tokens, cost in rows
+        for day, kid, model_name, requests, input_tokens, cached, output_tokens, cost in rows
     ]
 
 

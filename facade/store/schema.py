@@ -60,13 +60,14 @@ usage_records = Table(
     Column("model", String(128), nullable=False),
     Column("provider", String(64)),
     Column("upstream_model", String(256)),
-    Column("input_tokens", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),  # every input token, cached or not
     Column("output_tokens", Integer, nullable=False),
     Column("cost_nusd", BigInteger, nullable=False),
     Column("latency_s", Float, nullable=False),
     Column("status", Integer, nullable=False),
     Column("request_id", String(128), nullable=False),
     Column("ttft_s", Float),  # time to first token; NULL for failures and old rows
+    Column("cached_input_tokens", Integer, nullable=False),  # read from the prompt cache
 )
 
 

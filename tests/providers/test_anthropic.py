@@ -420,7 +420,7 @@ def test_text_answer_with_cache_tokens_in_the_prompt_count():
         "prompt_tokens": 15,
         "completion_tokens": 5,
         "total_tokens": 20,
-        "prompt_tokens_details": {"cached_tokens": 2},
+        "prompt_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 3},
     }
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from facade.accounting import StoreAccounting, largest_cost_nusd
 from facade.config import parse_config
 from facade.errors import BudgetExceededError, RateLimitError, UpstreamTimeoutError
-from facade.estimates import estimate_inputs
+from facade.estimates import embedding_input_bound
 from facade.keys import ApiKey
 from facade.settings import Settings
 from facade.store.schema import budget_ledger, usage_records
@@ -37,7 +37,10 @@ CONFIG = parse_config(
 CHEAP, DEAR = CONFIG.models["cheap"], CONFIG.models["dear"]
 PLAN = [(CHEAP, t) for t in CHEAP.targets]
 AUTO = PLAN + [(DEAR, DEAR.targets[0])]
-BODY = {"messages": [{"role": "user", "content": "x" * 40}]}  # 10 + 4 + 3 = 17 tokens
+BODY = {"messages": [{"role": "user", "content": "x" * 40}]}
+# The admission bound of BODY with a 2- or 3-digit max_tokens: 100 JSON bytes / 4, plus 32 a
+# request, 4 a message and 1 for the upstream model's name.
+BOUND = 25 + 32 + 4 + 1
 
 
 def key(**fields) -> ApiKey:
@@ -76,7 +79,7 @@ def test_the_reservation_is_the_dearest_model_in_the_plan():
 
 def test_reserve_then_settle_to_the_true_cost(acct, store):
     admission = acct.admit(key(budget_usd=1.0), PLAN, {**BODY, "max_tokens": 100}, "r1")
-    assert ledger(store) == (0, (17 + 200) * 1000)
+    assert ledger(store) == (0, (BOUND + 200) * 1000)
     admission.settle(CHEAP, metrics(5, 7), "r1")
     admission.settle(CHEAP, metrics(5, 7), "r1")  # once only
     acct.flush()
@@ -129,15 +132,16 @@ def test_limits_refuse_with_429(acct):
 
 
 def test_embeddings_reserve_their_input_only(acct, store):
-    acct.admit(key(budget_usd=1.0), PLAN, {"model": "cheap", "input": ["abcd" * 10]}, "e")
-    assert ledger(store)[1] == largest_cost_nusd(PLAN, estimate_inputs(["abcd" * 10]), 0)
+    body = {"model": "cheap", "input": ["abcd" * 10]}
+    acct.admit(key(budget_usd=1.0), PLAN, body, "e")
+    assert ledger(store)[1] == largest_cost_nusd(PLAN, embedding_input_bound(body) + 1, 0)
 
 
 def test_redis_rates_with_a_database_budget(store, redis_ns):
     url, prefix = redis_ns
     acct = StoreAccounting(store, Settings.from_env({}, redis_url=url, redis_prefix=prefix))
     try:
-        limited = key(rpm=2, budget_usd=(17 + 20) * 1.5e-6)  # covers one request of 10 tokens
+        limited = key(rpm=2, budget_usd=(BOUND + 20) * 1.5e-6)  # covers one request of 10 tokens
         body = {**BODY, "max_tokens": 10}
         first = acct.admit(limited, PLAN, body, "a")
         with pytest.raises(BudgetExceededError):

@@ -13,9 +13,11 @@ from facade.store.schema import budget_ledger, rate_slots, usage_records
 from facade.store.usage import Settlement, UsageWriter
 
 
-def usage_row(key_id: str, model: str, day: str, tokens=(3, 5), cost=11_000, status=200) -> tuple:
+def usage_row(
+    key_id: str, model: str, day: str, tokens=(3, 5), cost=11_000, status=200, cached=0
+) -> tuple:
     ts = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC).timestamp()
-    return (ts, day, key_id, model, "fake", "up", *tokens, cost, 0.1, status, "rid", 0.05)
+    return (ts, day, key_id, model, "fake", "up", *tokens, cost, 0.1, status, "rid", 0.05, cached)
 
 
 def writer(store, **kw) -> UsageWriter:
@@ -78,7 +80,7 @@ def test_usage_report_groups_by_day_key_and_model(store):
     w = writer(store)
     rows = [
         usage_row("key-a", "gpt-test", "2026-01-05", (3, 5), 13_000),
-        usage_row("key-a", "gpt-test", "2026-01-05", (4, 6), 16_000),
+        usage_row("key-a", "gpt-test", "2026-01-05", (4, 6), 16_000, cached=3),
         usage_row("key-a", "sim-model", "2026-01-05", (1, 1), 0),
         usage_row("key-b", "gpt-test", "2026-01-06", (2, 2), 6_000, status=502),
         usage_row("key-b", "gpt-test", "2026-02-01", (9, 9), 27_000),
@@ -96,6 +98,7 @@ def test_usage_report_groups_by_day_key_and_model(store):
             "model": "gpt-test",
             "requests": 2,
             "input_tokens": 7,
+            "cached_input_tokens": 3,
             "output_tokens": 11,
             "cost_usd": 0.000029,
         },
@@ -106,6 +109,7 @@ def test_usage_report_groups_by_day_key_and_model(store):
             "model": "sim-model",
             "requests": 1,
             "input_tokens": 1,
+            "cached_input_tokens": 0,
             "output_tokens": 1,
             "cost_usd": 0.0,
         },
@@ -116,6 +120,7 @@ def test_usage_report_groups_by_day_key_and_model(store):
             "model": "gpt-test",
             "requests": 1,
             "input_tokens": 2,
+            "cached_input_tokens": 0,
             "output_tokens": 2,
             "cost_usd": 0.000006,
         },
@@ -131,7 +136,7 @@ def test_retention_prunes_old_usage_and_stale_slots(store):
     old = datetime.now(UTC).timestamp() - 31 * 86400
     w.add(
         Settlement(
-            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None), "k", "x", 1, 0
+            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0), "k", "x", 1, 0
         )
     )
     w.add(Settlement(usage_row("k", "m", datetime.now(UTC).date().isoformat()), "k", "x", 1, 0))
