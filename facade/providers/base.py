@@ -17,7 +17,9 @@ class ChatCall:
     body: dict
     model: ModelConfig
     upstream_model: str
-    max_tokens: int | None  # the caller's cap (max_completion_tokens wins), or None
+    # The output cap: the caller's (max_completion_tokens wins), else the model's
+    # max_output_tokens (what admission reserved); None only in tests of translation.
+    max_tokens: int | None
     request_id: str
     stream: bool
     trace_headers: dict[str, str] | None = None  # W3C trace context for the upstream call

@@ -37,15 +37,17 @@ def embedding_url(config: ProviderConfig, upstream_model: str) -> str:
 def build_payload(call: ChatCall) -> dict:
     """The body for the upstream: the caller's fields, our model id, the cap by its name.
 
-    The cap goes out under the name the caller used: `max_completion_tokens` is what newer
-    OpenAI models require, `max_tokens` is what older compatible servers understand.
+    The cap always goes out, so the upstream cannot bill more output than was reserved: under
+    the name the caller used (`max_completion_tokens` is what newer OpenAI models require,
+    `max_tokens` is what older compatible servers understand), or as `max_completion_tokens`
+    when it is the model's configured `max_output_tokens`.
     """
     body = call.body
     payload = {k: v for k, v in body.items() if k not in _OWN_FIELDS and v is not None}
     payload["model"] = call.upstream_model
     if call.max_tokens is not None:
-        name = "max_completion_tokens" if body.get("max_completion_tokens") else "max_tokens"
-        payload[name] = call.max_tokens
+        legacy = body.get("max_tokens") is not None and body.get("max_completion_tokens") is None
+        payload["max_tokens" if legacy else "max_completion_tokens"] = call.max_tokens
     if call.stream:
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}

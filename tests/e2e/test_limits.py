@@ -28,9 +28,10 @@ ADMIN = admin_headers()
 KEYS = "/api/v1/admin/keys"
 CHAT = "/api/v1/chat/completions"
 # The budget test's request: the fake answers 100 tokens to a 3-word prompt; Facade reserves
-# its estimate of the prompt (22 chars: 6 + 7 tokens) plus the 100-token cap, at 1/2 USD per 1M.
+# the bound of its input (116 JSON bytes / 4 + 32 a request + 4 a message + 2 for the upstream
+# model's name = 67 tokens) plus the 100-token cap, at 1/2 USD per 1M.
 BUDGET_TEXT = "go [[fake tokens=100]]"
-RESERVE_USD = (13 * 1.0 + 100 * 2.0) / 1e6
+RESERVE_USD = (67 * 1.0 + 100 * 2.0) / 1e6
 COST_USD = (3 * 1.0 + 100 * 2.0) / 1e6
 
 
@@ -127,8 +128,8 @@ def test_rpm_is_exact_across_two_workers(server):
 
 
 def test_tpm_refuses_once_the_tokens_are_spent(server):
-    key = create_key(server.url, tpm=250)
-    # Each counts 113 tokens at admission and 103 once settled: the third never fits.
+    key = create_key(server.url, tpm=350)
+    # Each counts 167 tokens at admission and 103 once settled: the third never fits.
     body = chat_body(BUDGET_TEXT, max_tokens=100)
     codes = [post_chat(server.url, key["key"], body).status_code for _ in range(3)]
     assert codes == [200, 200, 429]

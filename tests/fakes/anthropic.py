@@ -7,7 +7,8 @@ shapes: a `message` object, or typed SSE events (`event: <type>` + `data: <json>
 `message_start` to `message_stop`. The directives are the OpenAI fake's, plus `tool=NAME`
 (answer with a call to NAME with input {"city": "Paris"}); `nousage` has no meaning here,
 since every Anthropic answer carries usage. `max_tokens` below the planned tokens cuts the
-answer there, with stop_reason `max_tokens`.
+answer there, with stop_reason `max_tokens`. `cached=N` and `cachewrite=N` report prompt-cache
+reads and writes beside `input_tokens` (which leaves them out, as Claude's does).
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ def messages(fake: FakeUpstream, record: dict, start_response):
         status, message = problem
         return fake._json(start_response, status, error_body(status, message))
     plan = _plan(body)
+    _bill(plan, record)
     early = fault(fake, plan, start_response, error_body)
     if early is not None:
         return early
@@ -178,7 +180,7 @@ def messages(fake: FakeUpstream, record: dict, start_response):
             **_message(mid, body["model"], plan),
             "content": content,
             "stop_reason": plan.stop_reason,
-            "usage": {"input_tokens": plan.prompt_tokens, "output_tokens": len(plan.tokens)},
+            "usage": {**plan.input_usage, "output_tokens": plan.output_tokens},
         }
         return fake._json(start_response, 200, message)
     return fake.stream(start_response, record, plan, _events(plan, mid, body["model"]))
@@ -193,8 +195,20 @@ def _message(mid: str, model: str, plan: Plan) -> dict:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": plan.prompt_tokens, "output_tokens": 1},
+        "usage": {**plan.input_usage, "output_tokens": 1},
     }
+
+
+def _bill(plan: Plan, record: dict) -> None:
+    """The usage to report: input (with the prompt-cache counts) and output tokens."""
+    default = (plan.prompt_tokens, len(plan.tokens))
+    input_tokens, plan.output_tokens = plan.billed(
+        record, record["body"]["max_tokens"], 1, default
+    )
+    plan.input_usage = {"input_tokens": input_tokens}
+    if plan.has("cached") or plan.has("cachewrite"):
+        plan.input_usage["cache_read_input_tokens"] = plan.count("cached")
+        plan.input_usage["cache_creation_input_tokens"] = plan.count("cachewrite")
 
 
 def _tool_use(plan: Plan, tool_input: dict) -> dict:
@@ -232,7 +246,7 @@ def _events(plan: Plan, mid: str, model: str):
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": plan.stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": len(plan.tokens)},
+                "usage": {"output_tokens": plan.output_tokens},
             },
         )
     )

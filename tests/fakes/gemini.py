@@ -8,7 +8,10 @@ parts, a stream without `alt=sse`) in Google's error shape `{"error": {code, mes
 status}}`. Streams are `data: <GenerateContentResponse>` events framed with CRLF, as
 Google's servers send them; there is no terminal event, the last one carries the
 finishReason. Directives are the OpenAI fake's plus `tool=NAME` (answer with a
-functionCall to NAME with args {"city": "Paris"}); `nousage` drops `usageMetadata`.
+functionCall to NAME with args {"city": "Paris"}); `nousage` drops `usageMetadata`;
+`cached=N` adds N prompt tokens as `cachedContentTokenCount` (part of `promptTokenCount`)
+and `reasoning=N` reports N `thoughtsTokenCount` (billed as output, not part of
+`candidatesTokenCount`).
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ def handle(fake: FakeUpstream, record: dict, start_response):
     if problem is not None:
         return refuse(400, problem)
     plan = _plan(model, body)
+    cap = (body.get("generationConfig") or {}).get("maxOutputTokens")
+    plan.bill = plan.billed(record, cap, plan.candidates, None)
     early = fault(fake, plan, start_response, error_body)
     if early is not None:
         return early
@@ -164,12 +169,19 @@ def _plan(model: str, body: dict) -> Plan:
 
 
 def _usage(plan: Plan, output_per_candidate: int) -> dict:
-    output = output_per_candidate * plan.candidates
-    return {
-        "promptTokenCount": plan.prompt_tokens,
+    prompt, output = plan.bill or (plan.prompt_tokens, output_per_candidate * plan.candidates)
+    cached, thoughts = plan.count("cached"), plan.count("reasoning")
+    prompt += cached
+    usage = {
+        "promptTokenCount": prompt,
         "candidatesTokenCount": output,
-        "totalTokenCount": plan.prompt_tokens + output,
+        "totalTokenCount": prompt + output + thoughts,
     }
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
 
 
 def _response(plan: Plan, model: str, rid: str, parts: list, finish: str | None, done: int):

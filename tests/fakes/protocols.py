@@ -87,13 +87,7 @@ def openai_chat(fake: FakeUpstream, record: dict, start_response):
         return early
     model = body.get("model")
     cid = f"chatcmpl-fake-{int(time.time() * 1000)}"
-    usage = {
-        "prompt_tokens": plan.prompt_tokens,
-        "completion_tokens": len(plan.tokens),
-        "total_tokens": plan.prompt_tokens + len(plan.tokens),
-    }
-    if plan.has("reasoning"):  # reasoning=N: N of the completion tokens were reasoning
-        usage["completion_tokens_details"] = {"reasoning_tokens": int(plan.d["reasoning"])}
+    usage = openai_usage(plan, record)
     if plan.has("tool"):
         return _openai_tool_call(fake, record, start_response, plan, body, cid, usage)
     if not body.get("stream"):
@@ -157,6 +151,28 @@ def _openai_tool_call(fake, record, start_response, plan, body, cid, usage):
         b"data: [DONE]\n\n",
     ]
     return fake.stream(start_response, record, plan, iter(events))
+
+
+def openai_usage(plan: Plan, record: dict) -> dict:
+    """OpenAI's usage: cached tokens are part of prompt_tokens (cached=N adds N prompt tokens,
+    read from the cache), reasoning part of completion_tokens (reasoning=N: N of them)."""
+    body = record["body"] or {}
+    cap = body.get("max_completion_tokens") or body.get("max_tokens")
+    prompt, completion = plan.billed(
+        record, cap, body.get("n"), (plan.prompt_tokens, len(plan.tokens))
+    )
+    cached = plan.count("cached")
+    prompt += cached
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
+    if plan.has("reasoning"):
+        usage["completion_tokens_details"] = {"reasoning_tokens": plan.count("reasoning")}
+    return usage
 
 
 def _sse(obj) -> bytes:

@@ -23,19 +23,27 @@ prompt can fail on one target and succeed on another:
     nousage        streams: never send usage
     tool=NAME      answer with one call to NAME, arguments {"city": "Paris"} (not after a
                    tool result: the last message being a tool result spends the directives)
-    reasoning=N    OpenAI usage says N of the completion tokens were reasoning
+    reasoning=N    usage: N of the output tokens were reasoning (OpenAI: part of
+                   completion_tokens; Gemini: thoughtsTokenCount, beside candidatesTokenCount)
+    cached=N       usage: N more prompt tokens, read from the prompt cache (each vendor's field)
+    cachewrite=N   usage (anthropic): N more prompt tokens, written to the prompt cache
+    bill4          usage: bill like an upstream that charges one input token per 4 bytes of
+                   the body it received and the whole output cap times the answers asked
+                   for (1,000,000 when no cap was sent: what an uncapped model may write)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
 from urllib.parse import parse_qs
 
 _DIRECTIVE = re.compile(r"\[\[fake([^\]]*)\]\]")
+UNCAPPED = 1_000_000
 UNICODE_TOKENS = ["héllo", "wörld", "日本語", "emoji😀", "line\u2028sep", "end"]
 
 
@@ -85,6 +93,15 @@ class Plan:
     def has(self, name: str) -> bool:
         return name in self.d
 
+    def count(self, name: str) -> int:
+        return int(self.d.get(name, 0))
+
+    def billed(self, record: dict, cap: int | None, n: int | None, default: tuple) -> tuple:
+        """(input, output) tokens to report: `default`, or with `bill4` the body's size."""
+        if not self.has("bill4"):
+            return default
+        return math.ceil(record["size"] / 4), (n or 1) * (cap or UNCAPPED)
+
     def piece(self, i: int) -> str:
         return self.tokens[i] + (" " if i < len(self.tokens) - 1 else "")
 
@@ -122,6 +139,7 @@ class FakeUpstream:
             "query": parse_qs(environ.get("QUERY_STRING", "")),
             "headers": headers,
             "body": body,
+            "size": len(raw),
             "t": time.time(),
         }
         self.requests.append({k: v for k, v in record.items() if k != "_socket"})

@@ -1,0 +1,211 @@
+"""The admission bound is a bound: against an upstream that bills one token per 4 bytes of the
+body it receives plus the whole output cap (`n` times), settled spend never passes a budget and
+settled tokens never pass tpm, with 20 requests of each shape at once through real gunicorn.
+
+The shapes are the ones that broke the old estimate: `n: 128`, 128 long tools, a 900 KB
+`file` part, a large `response_format` schema, CJK text. The model costs $1000 per 1M tokens
+and caps output at 100 tokens, so one request costs dollars and a budget covers a few.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from tests.support import ADMIN_KEY, admin_headers, base_config, start_gunicorn
+
+ADMIN = admin_headers()
+KEYS = "/api/v1/admin/keys"
+CHAT = "/api/v1/chat/completions"
+PRICE = 1000.0  # dollars per 1M tokens, input and output
+MAX_OUTPUT = 100
+CONCURRENT = 20
+
+
+def user(content) -> dict:
+    return {"model": "dear", "messages": [{"role": "user", "content": content}]}
+
+
+def shapes() -> dict[str, dict]:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{i}",
+                "description": f"tool {i} " + "does a thing with many words " * 230,
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
+        }
+        for i in range(128)
+    ]
+    schema = {
+        "type": "object",
+        "properties": {
+            f"field_{i}": {"type": "string", "description": "a field of the answer " * 9}
+            for i in range(4000)
+        },
+    }
+    document = "data:application/pdf;base64," + "JVBERi0xLjcK" * 75_000  # 900 KB
+    return {
+        "n128": {**user("hi"), "n": 128, "max_tokens": 100},
+        "tools": {**user("pick a tool"), "tools": tools},  # no cap: the model's 100
+        "file": {
+            **user(
+                [
+                    {"type": "text", "text": "summarize"},
+                    {"type": "file", "file": {"filename": "a.pdf", "file_data": document}},
+                ]
+            ),
+            "max_tokens": 100,
+        },
+        "schema": {
+            **user("fill it"),
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "big", "schema": schema},
+            },
+        },
+        "cjk": {**user("日本語の文章を要約してください。" * 18_000), "max_tokens": 100},
+    }
+
+
+SHAPES = shapes()
+
+
+def billed_tokens(body: dict) -> int:
+    """What the fake bills for one request, near enough to size budgets (from the body sent)."""
+    size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+    return math.ceil(size / 4) + body.get("n", 1) * body.get("max_tokens", MAX_OUTPUT)
+
+
+def http() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Connection"] = "close"
+    return session
+
+
+@pytest.fixture(scope="module")
+def server(fake_upstream, tmp_path_factory):
+    config = base_config(fake_upstream.url)
+    config["models"].append(
+        {
+            "name": "dear",
+            "targets": [{"provider": "fake", "model": "bill+bill4"}],
+            "input_cost_per_1m": PRICE,
+            "output_cost_per_1m": PRICE,
+            "max_output_tokens": MAX_OUTPUT,
+            "context_window": 1_000_000,
+        }
+    )
+    config["limits"]["max_body_bytes"] = 2_000_000
+    config["providers"][0]["timeout_s"] = {"connect": 5, "read": 60}
+    srv = start_gunicorn(
+        tmp_path_factory.mktemp("bound"), config, workers=2, env={"FACADE_ADMIN_KEY": ADMIN_KEY}
+    )
+    yield srv
+    assert srv.stop() == 0
+
+
+def create_key(url: str, **fields) -> dict:
+    with http() as s:
+        resp = s.post(
+            f"{url}{KEYS}", json={"name": "bound", "models": ["*"], **fields}, headers=ADMIN
+        )
+    assert resp.status_code == 201, resp.text
+    return resp.json()["data"]
+
+
+def settled_view(url: str, key_id: str) -> dict:
+    deadline = time.monotonic() + 20
+    while True:
+        with http() as s:
+            view = s.get(f"{url}{KEYS}/{key_id}", headers=ADMIN, timeout=10).json()["data"]
+        if view["reserved_usd"] == 0 or time.monotonic() > deadline:
+            return view
+        time.sleep(0.1)
+
+
+def usage_row(url: str, key_id: str, requests_: int) -> dict:
+    """The key's usage report row, once the workers have written `requests_` requests."""
+    today = datetime.now(UTC).date().isoformat()
+    deadline = time.monotonic() + 20
+    while True:
+        with http() as s:
+            rows = s.get(
+                f"{url}/api/v1/admin/usage?from={today}&to={today}&key_id={key_id}",
+                headers=ADMIN,
+                timeout=10,
+            ).json()["data"]["rows"]
+        if (rows and rows[0]["requests"] >= requests_) or time.monotonic() > deadline:
+            assert len(rows) == 1, rows
+            return rows[0]
+        time.sleep(0.1)
+
+
+def burst(url: str, key: str, body: dict) -> list[requests.Response]:
+    data = json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def post(_: int) -> requests.Response:
+        with http() as s:
+            return s.post(f"{url}{CHAT}", data=data, headers=headers, timeout=120)
+
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        return list(pool.map(post, range(CONCURRENT)))
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_settled_spend_never_passes_a_total_budget(server, shape, capsys):
+    body = SHAPES[shape]
+    # "A few" requests as the fake bills them; CJK reserves 4x its bill (a byte a token).
+    few = 5 if shape == "cjk" else 3.5
+    budget = round(few * billed_tokens(body) * PRICE / 1e6, 2)
+    key = create_key(server.url, budget_usd=budget, budget_period="total")
+    answers = burst(server.url, key["key"], body)
+    served = [r for r in answers if r.status_code == 200]
+    for resp in answers:
+        if resp.status_code != 200:
+            assert resp.status_code == 429, resp.text[:300]
+            assert resp.json()["data"]["error"]["type"] == "budget_exceeded"
+    assert served, "the budget covers a few requests: some must be served"
+    costs = [r.json()["data"]["metrics"]["cost_usd"] for r in served]
+    view = settled_view(server.url, key["id"])
+    assert view["reserved_usd"] == 0
+    assert view["spend_usd"] == pytest.approx(sum(costs), abs=1e-6)
+    assert view["spend_usd"] <= budget
+    row = usage_row(server.url, key["id"], len(served))
+    assert row["cost_usd"] == pytest.approx(view["spend_usd"], abs=1e-6)
+    with capsys.disabled():
+        print(
+            f"\n[bound] {shape}: budget ${budget:.2f}, served {len(served)}/{CONCURRENT}, "
+            f"settled ${view['spend_usd']:.2f} ({row['input_tokens']} in + "
+            f"{row['output_tokens']} out tokens)"
+        )
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_settled_tokens_never_pass_tpm(server, shape, capsys):
+    body = SHAPES[shape]
+    few = 5 if shape == "cjk" else 3.5
+    tpm = int(few * billed_tokens(body))
+    key = create_key(server.url, tpm=tpm)
+    answers = burst(server.url, key["key"], body)
+    served = [r for r in answers if r.status_code == 200]
+    for resp in answers:
+        if resp.status_code != 200:
+            assert resp.status_code == 429, resp.text[:300]
+            assert resp.json()["data"]["error"]["type"] == "rate_limit_exceeded"
+    assert served, "tpm covers a few requests: some must be served"
+    row = usage_row(server.url, key["id"], len(served))
+    used = row["input_tokens"] + row["output_tokens"]
+    assert row["requests"] == len(served)  # a refused request reached no upstream: no row
+    assert used <= tpm
+    with capsys.disabled():
+        print(f"\n[tpm] {shape}: tpm {tpm}, served {len(served)}/{CONCURRENT}, used {used}")
