@@ -27,12 +27,15 @@ from tests.support import (
 ADMIN = admin_headers()
 KEYS = "/api/v1/admin/keys"
 CHAT = "/api/v1/chat/completions"
-# The budget test's request: the fake answers 100 tokens to a 3-word prompt; Facade reserves
-# the bound of its input (116 JSON bytes / 4 + 32 a request + 4 a message + 2 for the upstream
-# model's name = 67 tokens) plus the 100-token cap, at 1/2 USD per 1M.
-BUDGET_TEXT = "go [[fake tokens=100]]"
-RESERVE_USD = (67 * 1.0 + 100 * 2.0) / 1e6
-COST_USD = (3 * 1.0 + 100 * 2.0) / 1e6
+# The budget test's request: the fake answers 1000 tokens to a 3-word prompt; Facade reserves
+# the bound of its input (118 JSON bytes / 4 + 32 a request + 4 a message + 2 for the upstream
+# model's name = 68 tokens) plus the 1000-token cap, at 1/2 USD per 1M. The output dominates,
+# so ten settled requests leave less than one reservation of a budget for 10.5.
+BUDGET_TEXT = "go [[fake tokens=1000]]"
+BUDGET_CAP = 1000
+RESERVE_USD = (68 * 1.0 + 1000 * 2.0) / 1e6
+COST_USD = (3 * 1.0 + 1000 * 2.0) / 1e6
+TPM_TEXT = "go [[fake tokens=100]]"
 
 
 def http() -> requests.Session:
@@ -93,7 +96,7 @@ def server(fake_upstream, tmp_path_factory):
 
 def test_100_concurrent_requests_on_a_budget_for_10_serve_at_most_10(server):
     key = create_key(server.url, budget_usd=RESERVE_USD * 10.5, budget_period="daily")
-    body = chat_body(BUDGET_TEXT, max_tokens=100)
+    body = chat_body(BUDGET_TEXT, max_tokens=BUDGET_CAP)
     answers = in_parallel([lambda: post_chat(server.url, key["key"], body)] * 100)
     served = [r for r in answers if r.status_code == 200]
     refused = [r for r in answers if r.status_code != 200]
@@ -130,7 +133,7 @@ def test_rpm_is_exact_across_two_workers(server):
 def test_tpm_refuses_once_the_tokens_are_spent(server):
     key = create_key(server.url, tpm=350)
     # Each counts 167 tokens at admission and 103 once settled: the third never fits.
-    body = chat_body(BUDGET_TEXT, max_tokens=100)
+    body = chat_body(TPM_TEXT, max_tokens=100)
     codes = [post_chat(server.url, key["key"], body).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
 
@@ -204,7 +207,7 @@ def test_two_instances_share_rpm_and_budget_on_postgresql_and_redis(fake_upstrea
             assert sorted(r.status_code for r in in_parallel(calls)) == [200] * 10 + [429] * 10
 
             budget = create_key(b.url, budget_usd=RESERVE_USD * 6.5, budget_period="total")
-            body = chat_body(BUDGET_TEXT, max_tokens=100)
+            body = chat_body(BUDGET_TEXT, max_tokens=BUDGET_CAP)
             calls = [lambda i=i: post_chat(urls[i % 2], budget["key"], body) for i in range(40)]
             served = [r for r in in_parallel(calls) if r.status_code == 200]
             assert len(served) == 6
