@@ -19,9 +19,9 @@ PRICES = {
     "cache_write_input_cost_per_1m": 2.5,
     "output_cost_per_1m": 8.0,
 }
-# The fakes count prompt words, answer 4 tokens and add the vendor's cache and reasoning
+# The fakes count prompt words, answer 8 tokens and add the vendor's cache and reasoning
 # fields as the directives ask.
-TEXT = "count [[fake tokens=4 cached=10 cachewrite=20 reasoning=5]]"
+TEXT = "count [[fake tokens=8 cached=10 cachewrite=20 reasoning=5]]"
 WORDS = len(TEXT.split())  # 6
 
 
@@ -74,14 +74,16 @@ def usd(uncached: int, cached: int, written: int, output: int) -> float:
 
 # (model, input tokens, cached, cache-written, output, reasoning, dollars) as each vendor
 # reports them: OpenAI and Gemini count cached tokens inside the prompt and report no cache
-# writes; Anthropic reports reads and writes beside input_tokens and no separate reasoning
-# count; Gemini's thoughts are billed as output beside candidatesTokenCount.
-# OpenAI: 6 x 2 + 10 x 0.5 + 9 x 8 = 89 millionths; Claude: 6 x 2 + 10 x 0.5 + 20 x 2.5 + 4 x 8.
+# writes; OpenAI's reasoning is part of completion_tokens, Gemini's thoughts are billed as
+# output beside candidatesTokenCount; Anthropic reports reads and writes beside input_tokens
+# and no separate reasoning count.
+# OpenAI: 6 x 2 + 10 x 0.5 + 8 x 8 = 81 millionths of a dollar; Gemini: 6 x 2 + 10 x 0.5 +
+# 13 x 8 = 121; Claude: 6 x 2 + 10 x 0.5 + 20 x 2.5 + 8 x 8 = 131.
 CASES = [
-    ("openai", WORDS + 10, 10, 0, 4 + 5, 5, 0.000089),
-    ("azure", WORDS + 10, 10, 0, 4 + 5, 5, 0.000089),
-    ("anthropic", WORDS + 30, 10, 20, 4, 0, 0.000099),
-    ("gemini", WORDS + 10, 10, 0, 4 + 5, 5, 0.000089),
+    ("openai", WORDS + 10, 10, 0, 8, 5, 0.000081),
+    ("azure", WORDS + 10, 10, 0, 8, 5, 0.000081),
+    ("anthropic", WORDS + 30, 10, 20, 8, 0, 0.000131),
+    ("gemini", WORDS + 10, 10, 0, 8 + 5, 5, 0.000121),
 ]
 
 
@@ -169,5 +171,5 @@ def test_usage_rows_and_report_count_cached_input(app, client):
         2 * (WORDS + 30),
         20,
     )
-    assert claude["cost_usd"] == pytest.approx(2 * 0.000099, abs=1e-12)
-    assert openai["cost_usd"] == pytest.approx(2 * 0.000089, abs=1e-12)
+    assert claude["cost_usd"] == pytest.approx(2 * 0.000131, abs=1e-12)
+    assert openai["cost_usd"] == pytest.approx(2 * 0.000081, abs=1e-12)

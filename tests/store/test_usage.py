@@ -136,7 +136,11 @@ def test_retention_prunes_old_usage_and_stale_slots(store):
     old = datetime.now(UTC).timestamp() - 31 * 86400
     w.add(
         Settlement(
-            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0), "k", "x", 1, 0
+            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0),
+            "k",
+            "x",
+            1,
+            0,
         )
     )
     w.add(Settlement(usage_row("k", "m", datetime.now(UTC).date().isoformat()), "k", "x", 1, 0))
