@@ -18,7 +18,7 @@ class ChatCall:
     model: ModelConfig
     upstream_model: str
     # The output cap: the caller's (max_completion_tokens wins), else the model's
-    # max_output_tokens (what admission reserved); None only in tests of translation.
+    # max_output_tokens (what admission reserved); None when counting tokens only.
     max_tokens: int | None
     request_id: str
     stream: bool
