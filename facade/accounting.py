@@ -21,6 +21,7 @@ from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError
 from .estimates import chat_input_bound, choices, embedding_input_bound, output_cap
 from .keys import ApiKey
+from .parallel import ParallelGate, ParallelSlot
 from .settings import Settings
 from .store import Store
 from .store.bounded import StoreTimeoutError
@@ -117,7 +118,7 @@ class StoreAdmission:
 
     __slots__ = (
         "acct", "key", "first", "request_id", "ts", "day", "period_start", "reserved", "slot",
-        "tokens",
+        "tokens", "parallel",
     )  # fmt: skip
 
     def __init__(self, acct, key, plan, request_id, ts, period_start):
@@ -131,8 +132,16 @@ class StoreAdmission:
         self.reserved = 0
         self.slot: int | None = None
         self.tokens = 0
+        self.parallel: ParallelSlot | None = None
+
+    def _give_back_slot(self) -> None:
+        """The request is over: its parallel slot is free again (once)."""
+        parallel, self.parallel = self.parallel, None
+        if parallel is not None:
+            parallel.release()
 
     def settle(self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200) -> None:
+        self._give_back_slot()
         if self.acct is None:
             return
         acct, self.acct = self.acct, None
@@ -161,6 +170,7 @@ class StoreAdmission:
 
     def release(self, error: BaseException | None = None) -> None:
         """The call failed before any answer: nothing spent; the reservation goes back."""
+        self._give_back_slot()
         if self.acct is None:
             return
         acct, self.acct = self.acct, None
@@ -190,7 +200,11 @@ class StoreAdmission:
 
 class StoreAccounting:
     def __init__(
-        self, store: Store, settings: Settings, dependencies: Dependencies | None = None
+        self,
+        store: Store,
+        settings: Settings,
+        dependencies: Dependencies | None = None,
+        max_parallel_per_key: int = 500,
     ) -> None:
         self.store = store
         self.limits = SqlLimits(store)
@@ -201,6 +215,11 @@ class StoreAccounting:
 
             self.redis = RedisRates(settings.redis_url, settings.redis_prefix)
             self.dependencies.add("redis", self.redis.ping)
+        self.parallel = ParallelGate(
+            max_parallel_per_key,
+            self.redis.parallel if self.redis is not None else None,
+            self.dependencies,
+        )
         self.writer = UsageWriter(
             store,
             self.redis,
@@ -211,6 +230,20 @@ class StoreAccounting:
         self.writer.prune_usage()
 
     def admit(self, key, plan, body, request_id) -> StoreAdmission:
+        # A key with rpm or tpm has its parallel slot counted in Redis by the rate script.
+        rated_in_redis = self.redis is not None and bool(key.rpm or key.tpm)
+        parallel = self.parallel.acquire(key.id, key.max_parallel, redis=not rated_in_redis)
+        try:
+            admission = self._admit_limits(
+                key, plan, body, request_id, parallel if rated_in_redis else None
+            )
+        except BaseException:
+            parallel.release()
+            raise
+        admission.parallel = parallel
+        return admission
+
+    def _admit_limits(self, key, plan, body, request_id, parallel) -> StoreAdmission:
         now = time.time()
         admission = StoreAdmission(
             self, key, plan, request_id, now, self.clock.start(key.budget_period, now)
@@ -231,7 +264,7 @@ class StoreAccounting:
             period_start=admission.period_start,
         )
         try:
-            admission.slot = self._admit(ask, now)
+            admission.slot = self._admit(ask, now, parallel)
         except FacadeError:
             raise
         except Exception as err:
@@ -245,10 +278,12 @@ class StoreAccounting:
         admission.tokens = ask.tokens
         return admission
 
-    def _admit(self, ask: Ask, now: float) -> int | None:
+    def _admit(self, ask: Ask, now: float, parallel: ParallelSlot | None) -> int | None:
         if self.redis is None or not ask.rated:
             return self.limits.admit(ask, now)
-        slot = self.redis.admit(ask)
+        slot = self.redis.admit(ask, parallel.limit if parallel is not None else 0)
+        if parallel is not None:
+            parallel.in_redis = True
         if ask.budget_nusd is not None:
             try:
                 self.limits.reserve(ask, now)

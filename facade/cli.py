@@ -54,6 +54,11 @@ def _options(create: bool):
         ),
         click.option("--rpm", type=number, help="Requests per minute."),
         click.option("--tpm", type=number, help="Tokens per minute."),
+        click.option(
+            "--max-parallel",
+            type=number,
+            help="Requests in flight at once (default: limits.max_parallel_per_key).",
+        ),
         click.option("--budget-usd", type=real, help="Budget per period, in USD."),
         click.option(
             "--budget-period", type=click.Choice(BUDGET_PERIODS), help="Default: monthly."
@@ -116,7 +121,9 @@ def budget_usd(amount: float) -> str:
 
 def _show(view: dict) -> str:
     limits = ", ".join(
-        f"{name} {view[name]}" for name in ("rpm", "tpm") if view.get(name) is not None
+        f"{name} {view[name]}"
+        for name in ("rpm", "tpm", "max_parallel")
+        if view.get(name) is not None
     )
     budget = view.get("budget_usd")
     spend = usd(view["spend_usd"])
@@ -158,7 +165,7 @@ def list_(include_revoked: bool, as_json: bool) -> None:
 @click.argument("key_id")
 @_options(create=False)
 def update(key_id: str, **given) -> None:
-    """Change a key's fields; 'none' clears rpm, tpm, budget or expiry."""
+    """Change a key's fields; 'none' clears rpm, tpm, max-parallel, budget or expiry."""
     changes = _fields(given, KeyUpdateSchema())
     click.echo(_show(_run(lambda: key_admin.update_key(_gateway(), key_id, changes))))
 

@@ -112,6 +112,8 @@ class KeySchema(_Strict):
     models = fields.List(fields.String(), load_default=list)
     rpm = fields.Integer(load_default=None, validate=validate.Range(min=1))
     tpm = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    # Requests in flight at once; none: `limits.max_parallel_per_key`.
+    max_parallel = fields.Integer(load_default=None, validate=validate.Range(min=1))
     budget_usd = fields.Float(load_default=None, **_money)
     budget_period = fields.String(load_default="monthly", validate=validate.OneOf(BUDGET_PERIODS))
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
@@ -119,6 +121,9 @@ class KeySchema(_Strict):
 
 class LimitsSchema(_Strict):
     max_body_bytes = fields.Integer(load_default=1048576, validate=validate.Range(min=1024))
+    # Half of one worker's connections: no key alone can fill a worker, while batch jobs and
+    # the benchmark (256 connections) are not refused.
+    max_parallel_per_key = fields.Integer(load_default=500, validate=validate.Range(min=1))
 
 
 class RoutingSchema(_Strict):
@@ -212,6 +217,7 @@ class KeyConfig:
     budget_usd: float | None
     budget_period: str
     metadata: dict
+    max_parallel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,7 @@ class Config:
     failures_to_cool: int
     retry_after_cap_s: float
     source: str
+    max_parallel_per_key: int = 500
 
     @property
     def is_demo(self) -> bool:
@@ -316,6 +323,7 @@ def _freeze(doc: dict, source: str) -> Config:
         auto_strategy=doc["auto"]["strategy"],
         keys=tuple(keys),
         max_body_bytes=doc["limits"]["max_body_bytes"],
+        max_parallel_per_key=doc["limits"]["max_parallel_per_key"],
         cooldown_s=routing["cooldown_s"],
         failures_to_cool=routing["failures_to_cool"],
         retry_after_cap_s=routing["retry_after_cap_s"],

@@ -45,7 +45,9 @@ class Gateway:
             self.dependencies.add(store.dialect, store.ping)
             self.keystore = KeyStore(store, set(config.models))
             self.responses = ResponseStore(store, retention_days=settings.usage_retention_days)
-            accounting = accounting or StoreAccounting(store, settings, self.dependencies)
+            accounting = accounting or StoreAccounting(
+                store, settings, self.dependencies, config.max_parallel_per_key
+            )
         self.accounting: Accounting = accounting or NoAccounting()
         # The admin key is never a chat key, even if a config key has the same text.
         self._admin_digest = hash_key(settings.admin_key) if settings.admin_key else None

@@ -79,6 +79,29 @@ def on_starting(server):
     server.log.info("facade: config %s", config.source)
     server.log.info("facade: store %s", describe_store(settings.database_url))
 
+    # Requests in flight per key, shared by every worker: made here so they all map it.
+    from facade import inflight
+
+    inflight.create_shared(server.cfg.workers)
+
+
+def pre_fork(server, worker):
+    """Give the new worker a column of the in-flight table no live worker uses."""
+    from facade import inflight
+
+    table = inflight.shared()
+    if table is None:
+        return
+    taken = {getattr(w, "facade_column", None) for w in server.WORKERS.values()}
+    free = [c for c in range(table.columns) if c not in taken]
+    worker.facade_column = free[0] if free else table.columns - 1
+
+
+def post_fork(server, worker):
+    from facade import inflight
+
+    inflight.use_column(getattr(worker, "facade_column", 0))
+
 
 def when_ready(server):
     """Take over SIGHUP: reload only a config file that validates (see `reload_config`)."""
@@ -126,10 +149,17 @@ def worker_exit(server, worker):
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges (requests in flight) from the sums."""
+    """Drop a dead worker's live gauges (requests in flight) from the sums, and give back the
+    parallel-request slots it held (a SIGKILLed worker never releases its own)."""
     from prometheus_client import multiprocess
 
+    from facade import inflight
+
     multiprocess.mark_process_dead(worker.pid)
+    table = inflight.shared()
+    column = getattr(worker, "facade_column", None)
+    if table is not None and column is not None:
+        table.clear_column(column)
 
 
 def on_exit(server):

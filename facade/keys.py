@@ -34,6 +34,7 @@ class ApiKey:
     rpm: int | None = None
     tpm: int | None = None
     budget_usd: float | None = None
+    max_parallel: int | None = None  # none: the config's limits.max_parallel_per_key
     budget_period: str = "monthly"
     expires_at: datetime | None = None
     metadata: dict = field(default_factory=dict)
@@ -79,6 +80,7 @@ class ConfigKeyRing:
                 rpm=declared.rpm,
                 tpm=declared.tpm,
                 budget_usd=declared.budget_usd,
+                max_parallel=declared.max_parallel,
                 budget_period=declared.budget_period,
                 metadata=dict(declared.metadata),
             )

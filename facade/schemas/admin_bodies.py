@@ -42,7 +42,7 @@ class IsoDateTime(fields.AwareDateTime):
 
 
 class KeyUpdateSchema(_Strict):
-    """Fields to change; `null` clears rpm, tpm, budget_usd and expires_at."""
+    """Fields to change; `null` clears rpm, tpm, max_parallel, budget_usd and expires_at."""
 
     name = StrictString(validate=validate.Length(min=1, max=128))
     models = fields.List(
@@ -51,6 +51,14 @@ class KeyUpdateSchema(_Strict):
     )
     rpm = StrictInteger(allow_none=True, validate=validate.Range(min=1))
     tpm = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    max_parallel = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "Requests in flight at once (streams until they end); null: the "
+            "config's limits.max_parallel_per_key (500)."
+        },
+    )
     budget_usd = StrictNumber(allow_none=True, validate=validate.Range(min=0))
     budget_period = StrictString(validate=one_of(*BUDGET_PERIODS))
     expires_at = IsoDateTime(
@@ -80,6 +88,7 @@ class KeySchema(Schema):
     models = fields.List(fields.String())
     rpm = fields.Integer(allow_none=True)
     tpm = fields.Integer(allow_none=True)
+    max_parallel = fields.Integer(allow_none=True)
     budget_usd = fields.Float(allow_none=True)
     budget_period = fields.String()
     expires_at = fields.DateTime(allow_none=True)

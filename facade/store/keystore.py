@@ -21,10 +21,13 @@ from . import Store
 from .schema import api_keys
 
 SOURCE = "store"
-EDITABLE = ("name", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at", "metadata")
+EDITABLE = (
+    "name", "models", "rpm", "tpm", "max_parallel", "budget_usd", "budget_period", "expires_at",
+    "metadata",
+)  # fmt: skip
 _LOOKUP = (
     "SELECT id, version, revoked_at, expires_at, name, prefix, models, rpm, tpm, budget_usd,"
-    " budget_period, metadata_json FROM api_keys WHERE key_hash = ?"
+    " budget_period, metadata_json, max_parallel FROM api_keys WHERE key_hash = ?"
 )
 
 
@@ -71,6 +74,7 @@ class KeyStore:
             budget_period=row[10],
             expires_at=_datetime(row[3]),
             metadata=jsonutil.loads(row[11]),
+            max_parallel=row[12],
             source=SOURCE,
         )
         self._parsed[row[0]] = (row[1], key)
@@ -91,6 +95,7 @@ class KeyStore:
             "rpm": fields.get("rpm"),
             "tpm": fields.get("tpm"),
             "budget_usd": fields.get("budget_usd"),
+            "max_parallel": fields.get("max_parallel"),
             "budget_period": fields.get("budget_period", "monthly"),
             "expires_at": _epoch(fields.get("expires_at")),
             "metadata_json": jsonutil.dumps(fields.get("metadata", {})).decode(),
@@ -177,6 +182,7 @@ def public(row) -> dict:  # a row mapping
         "models": jsonutil.loads(row["models"]),
         "rpm": row["rpm"],
         "tpm": row["tpm"],
+        "max_parallel": row["max_parallel"],
         "budget_usd": row["budget_usd"],
         "budget_period": row["budget_period"],
         "expires_at": _datetime(row["expires_at"]),
@@ -197,6 +203,7 @@ def config_view(key: ApiKey) -> dict:
         "models": list(key.models),
         "rpm": key.rpm,
         "tpm": key.tpm,
+        "max_parallel": key.max_parallel,
         "budget_usd": key.budget_usd,
         "budget_period": key.budget_period,
         "expires_at": key.expires_at,

@@ -65,6 +65,14 @@ def rate_error(kind: str, ask: Ask, slots: list[tuple[int, int]], used: int, now
     )
 
 
+def parallel_error(limit: int, in_flight: int) -> RateLimitError:
+    return RateLimitError(
+        f"rate limit exceeded: this key allows {limit} parallel requests and {in_flight} are "
+        "in flight; retry in 1 s",
+        retry_after_s=1,
+    )
+
+
 def too_many_tokens(ask: Ask) -> RateLimitError:
     return RateLimitError(
         f"rate limit exceeded: this request may use {ask.tokens} tokens, more than this key's "

@@ -108,11 +108,17 @@ def _v4(conn: Connection) -> None:
     )
 
 
+def _v5(conn: Connection) -> None:
+    """A key's own cap on requests in flight at once (null: the config's default)."""
+    conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN max_parallel INTEGER")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
+    (5, _v5),
 ]
 LATEST = MIGRATIONS[-1][0]
 

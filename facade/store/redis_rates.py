@@ -4,6 +4,8 @@ Same model as the database limiter (one-second slots, a request counts for 60 s)
 in one hash per key (`r:<slot>` requests, `t:<slot>` tokens) that expires a minute after its
 last use. The script reads Redis's own clock, so replicas with skewed clocks agree, and runs
 atomically, so the check and the increment cannot interleave with another replica's.
+The key's requests in flight (`max_parallel`, `redis_parallel.py`) are counted in the same
+script: a limited key still costs one round trip.
 
 Every call is bounded: a one-second socket timeout (connect and each read), one retry on a
 fresh connection, and on the request path one deadline over both (`bounded.py`), so a
@@ -17,9 +19,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .bounded import REDIS_SOCKET_TIMEOUT_S, bounded
-from .limits import WINDOW_S, Ask, rate_error, too_many_tokens
+from .limits import WINDOW_S, Ask, parallel_error, rate_error, too_many_tokens
+from .redis_parallel import IN_FLIGHT_LUA, LEASE_S, RedisParallel
 
-ADMIT = """
+# KEYS[1] the rate hash, KEYS[2] the in-flight hash; ARGV: rpm, tpm, tokens, window, then
+# max_parallel (0: not counted here), this process's holder name and its lease.
+ADMIT = (
+    IN_FLIGHT_LUA
+    + """
 local rpm, tpm, need = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local slot = tonumber(t[1])
@@ -40,6 +47,11 @@ for i = 1, #flat, 2 do
   end
 end
 if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+local parallel = tonumber(ARGV[5])
+if parallel > 0 then
+  local busy = in_flight(KEYS[2], ARGV[6], slot)
+  if busy + 1 > parallel then return {0, 'parallel', busy} end
+end
 if rpm > 0 and requests + 1 > rpm then
   return {0, 'rpm', requests, tostring(now), rs}
 end
@@ -49,8 +61,10 @@ end
 redis.call('HINCRBY', KEYS[1], 'r:' .. slot, 1)
 if need > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. slot, need) end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]) + 1)
+if parallel > 0 then hold(KEYS[2], ARGV[6], slot, tonumber(ARGV[7])) end
 return {1, slot}
 """
+)
 
 # Add to a slot only while it is still in the window (a late correction must not revive it).
 ADJUST = """
@@ -74,23 +88,34 @@ class RedisRates:
             health_check_interval=30,
         )
         self.prefix = prefix
+        self.parallel = RedisParallel(self.client, prefix)
         self._admit = self.client.register_script(ADMIT)
         self._adjust = self.client.register_script(ADJUST)
 
     def _key(self, key_id: str) -> str:
         return f"{self.prefix}rate:{key_id}"
 
-    def admit(self, ask: Ask) -> int:
-        """Count the request or raise 429; returns the slot it was counted in."""
+    def admit(self, ask: Ask, max_parallel: int = 0) -> int:
+        """Count the request (and, with `max_parallel`, hold a parallel slot) or raise 429;
+        returns the rate slot it was counted in."""
         if ask.tpm and ask.tokens > ask.tpm:
             raise too_many_tokens(ask)
         tokens = ask.tokens if ask.tpm else 0
+        parallel = self.parallel
         with bounded(dependency="redis"):
             result = self._admit(
-                keys=[self._key(ask.key_id)], args=[ask.rpm or 0, ask.tpm or 0, tokens, WINDOW_S]
-            )
+                keys=[self._key(ask.key_id), parallel.key(ask.key_id)],
+                args=[
+                    ask.rpm or 0, ask.tpm or 0, tokens, WINDOW_S, max_parallel, parallel.me,
+                    LEASE_S,
+                ],
+            )  # fmt: skip
         if result[0] == 1:
+            if max_parallel:
+                parallel.counted(ask.key_id)
             return int(result[1])
+        if result[1] == b"parallel":
+            raise parallel_error(max_parallel, int(result[2]))
         kind, used, now = result[1].decode(), int(result[2]), float(result[3])
         slots = sorted(tuple(map(int, e.split(b":"))) for e in result[4])
         raise rate_error(kind, ask, slots, used, now)
@@ -114,4 +139,5 @@ class RedisRates:
             self.client.ping()
 
     def close(self) -> None:
+        self.parallel.close()
         self.client.close()

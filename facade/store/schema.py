@@ -23,6 +23,7 @@ api_keys = Table(
     Column("rpm", Integer),
     Column("tpm", Integer),
     Column("budget_usd", Float),
+    Column("max_parallel", Integer),  # migration 5
     Column("budget_period", String(8), nullable=False),
     Column("expires_at", Float),
     Column("metadata_json", Text, nullable=False),
