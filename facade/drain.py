@@ -1,5 +1,9 @@
 """Graceful drain on SIGTERM: readiness fails at once, and streams end properly.
 
+A worker replaced by a SIGHUP config reload gets the same SIGTERM but *retires* instead: it
+refuses nothing (the instance stays in service; new workers already run the new config), it
+only finishes what it has and closes its keep-alive connections so clients move over.
+
 gunicorn's gevent worker stops accepting on SIGTERM and lets in-flight requests run for
 `graceful_timeout`, then kills their greenlets, which would cut a stream mid-sentence with
 no error event. So shortly before that deadline every stream still running is interrupted
@@ -31,6 +35,7 @@ class Drain:
         # connection to end before it exits; an idle keep-alive one would hold it until the
         # master's SIGKILL, and the exit hooks (usage flush, span export) would never run.
         self._idle: weakref.WeakSet = weakref.WeakSet()
+        self._retiring = False
 
     @property
     def draining(self) -> bool:
@@ -51,21 +56,29 @@ class Drain:
         sock = environ.get("gunicorn.socket")
         if sock is None:
             return
-        if self._gateway.draining:
+        if self._gateway.draining or self._retiring:
             _shut(sock)  # gunicorn closes it too (Connection: close); no need to wait
         else:
             self._idle.add(sock)
 
-    def begin(self, graceful_timeout_s: float) -> None:
-        """Called from the worker's SIGTERM handler."""
-        if self._gateway.draining:
+    def begin(self, graceful_timeout_s: float, retire: bool = False) -> None:
+        """Called from the worker's SIGTERM handler; `retire` after a config reload."""
+        if self._gateway.draining or self._retiring:
             return
-        self._gateway.draining = True
-        log.info(
-            "draining: readiness fails now; %d streams get %.0f s to finish",
-            len(self._streams),
-            graceful_timeout_s,
-        )
+        if retire:
+            self._retiring = True
+            log.info(
+                "retiring after a config reload: %d streams get %.0f s to finish",
+                len(self._streams),
+                graceful_timeout_s,
+            )
+        else:
+            self._gateway.draining = True
+            log.info(
+                "draining: readiness fails now; %d streams get %.0f s to finish",
+                len(self._streams),
+                graceful_timeout_s,
+            )
         import gevent
 
         gevent.spawn_later(min(IDLE_GRACE_S, graceful_timeout_s), self._close_idle)

@@ -11,11 +11,14 @@ import what they need inside.
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import signal
+import struct
 import sys
 import tempfile
+import time
 
 from facade.settings import Settings, SettingsError, describe_store
 
@@ -59,6 +62,22 @@ _own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 metrics_dir = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"facade-metrics-{os.getpid()}")
 )
+
+
+# When the master last started a config reload, in memory shared with every worker (an
+# anonymous shared mapping made before any fork). A worker told to stop shortly after it is
+# being replaced, not shut down: it retires (refuses nothing) instead of draining.
+_reload_mark = mmap.mmap(-1, 8)
+RELOAD_WINDOW_S = 10.0
+
+
+def _mark_reload() -> None:
+    _reload_mark[:8] = struct.pack("d", time.time())
+
+
+def _replaced_by_reload() -> bool:
+    (marked,) = struct.unpack("d", _reload_mark[:8])
+    return time.time() - marked < RELOAD_WINDOW_S
 
 
 def on_starting(server):
@@ -122,19 +141,21 @@ def reload_config(server) -> None:
         server.log.error("facade: config reload refused, the running config stays: %s", err)
         return
     server.log.info("facade: config %s is valid; replacing workers gracefully", config.source)
+    _mark_reload()
     server.reload()
 
 
 def post_worker_init(worker):
     """Chain the app's drain onto the worker's SIGTERM: readiness fails at once, and
-    streams still running near the graceful timeout end with an error event."""
+    streams still running near the graceful timeout end with an error event. A worker
+    replaced by a config reload retires instead (see facade/drain.py)."""
     drain = getattr(worker.wsgi, "facade_drain", None)
     if drain is None:
         return
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):
-        drain(worker.cfg.graceful_timeout)
+        drain(worker.cfg.graceful_timeout, retire=_replaced_by_reload())
         if callable(previous):
             previous(signum, frame)
 
