@@ -49,6 +49,7 @@ class Accounting(Protocol):
         plan: list[tuple[ModelConfig, TargetConfig]],
         body: dict,
         request_id: str,
+        session_id: str | None = None,
     ) -> Admission: ...
 
 
@@ -65,7 +66,7 @@ class NoAccounting:
 
     _admission = _FreeAdmission()
 
-    def admit(self, key, plan, body, request_id) -> Admission:
+    def admit(self, key, plan, body, request_id, session_id=None) -> Admission:
         return self._admission
 
 
@@ -118,11 +119,12 @@ class StoreAdmission:
 
     __slots__ = (
         "acct", "key", "first", "request_id", "ts", "day", "period_start", "reserved", "slot",
-        "tokens", "parallel",
+        "tokens", "parallel", "session_id",
     )  # fmt: skip
 
-    def __init__(self, acct, key, plan, request_id, ts, period_start):
+    def __init__(self, acct, key, plan, request_id, ts, period_start, session_id=None):
         self.acct = acct
+        self.session_id = session_id
         self.key = key
         self.first = plan[0]
         self.request_id = request_id
@@ -162,6 +164,7 @@ class StoreAdmission:
             request_id,
             metrics.get("time_to_first_token_s"),
             metrics.get("cached_input_tokens", 0),
+            self.session_id,
         )
         delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(
@@ -191,6 +194,7 @@ class StoreAdmission:
             self.request_id,
             None,
             0,
+            self.session_id,
         )
         delta = -self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(
@@ -229,13 +233,13 @@ class StoreAccounting:
         self.clock = PeriodClock()
         self.writer.prune_usage()
 
-    def admit(self, key, plan, body, request_id) -> StoreAdmission:
+    def admit(self, key, plan, body, request_id, session_id=None) -> StoreAdmission:
         # A key with rpm or tpm has its parallel slot counted in Redis by the rate script.
         rated_in_redis = self.redis is not None and bool(key.rpm or key.tpm)
         parallel = self.parallel.acquire(key.id, key.max_parallel, redis=not rated_in_redis)
         try:
             admission = self._admit_limits(
-                key, plan, body, request_id, parallel if rated_in_redis else None
+                key, plan, body, request_id, parallel if rated_in_redis else None, session_id
             )
         except BaseException:
             parallel.release()
@@ -243,10 +247,12 @@ class StoreAccounting:
         admission.parallel = parallel
         return admission
 
-    def _admit_limits(self, key, plan, body, request_id, parallel) -> StoreAdmission:
+    def _admit_limits(
+        self, key, plan, body, request_id, parallel, session_id=None
+    ) -> StoreAdmission:
         now = time.time()
         admission = StoreAdmission(
-            self, key, plan, request_id, now, self.clock.start(key.budget_period, now)
+            self, key, plan, request_id, now, self.clock.start(key.budget_period, now), session_id
         )
         if key.rpm is None and key.tpm is None and key.budget_usd is None:
             return admission

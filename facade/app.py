@@ -84,6 +84,7 @@ def build_app(
         chat,
         embeddings,
         health,
+        llmstudio,
         openai_compat,
         pages,
         responses,
@@ -97,6 +98,7 @@ def build_app(
         openai_compat.blp,
         responses.plain_blp,
         anthropic_messages.blp,
+        llmstudio.blp,
         health.blp,
         admin.blp,
     ):

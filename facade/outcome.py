@@ -17,6 +17,7 @@ class Outcome:
     provider: str | None = None
     upstream_model: str | None = None
     attempts: int = 0
+    session_id: str | None = None  # a client's conversation id (LLMstudio), kept on usage rows
     status: int = 200
     stream: bool = False  # a stream's relay, not after_request, finishes the request
     error_type: str | None = None

@@ -155,7 +155,9 @@ class ChatPipeline:
         `attempt(admission, model, target, n, trace)` makes one upstream attempt; the
         admission is released if no upstream answer comes of any of them.
         """
-        admission = self.accounting.admit(key, plan, body, request_id)
+        admission = self.accounting.admit(
+            key, plan, body, request_id, session_id=outcome.session_id
+        )
         try:
             return self._with_fallback(plan, request_id, outcome, partial(attempt, admission))
         except BaseException as exc:

@@ -67,7 +67,7 @@ def run_chat(body: dict, stream_presenter, native: dict | None = None) -> Respon
                 current_app.extensions["facade_drain"],
             ),
             status=200,
-            content_type="text/event-stream",
+            content_type=getattr(stream_presenter, "content_type", "text/event-stream"),
             headers=SSE_HEADERS,
         )
     data = gw.pipeline.complete(body, caller(), rid, outcome, native)

@@ -74,6 +74,16 @@ def anthropic_error_body(err: FacadeError, request_id: str | None) -> dict:
     }
 
 
+def llmstudio_error_body(err: FacadeError, request_id: str | None) -> dict:
+    """LLMstudio's engine (FastAPI) answers errors as `{"detail": ...}`; the type and the
+    field ride beside it."""
+    return {
+        "detail": err.message,
+        "error": {"type": err.type, "param": err.param},
+        "request_id": request_id,
+    }
+
+
 def error_response(err: FacadeError) -> Response:
     outcome = g.get("outcome")
     if outcome is not None:
@@ -83,6 +93,8 @@ def error_response(err: FacadeError) -> Response:
         body = anthropic_error_body(err, request_id())
     elif path.startswith("/v1/"):
         body = openai_error_body(err)
+    elif path.startswith("/api/engine/"):
+        body = llmstudio_error_body(err, request_id())
     else:
         body = fail(err, request_id())
     resp = Response(jsonutil.dumps(body), status=err.status, mimetype="application/json")

@@ -30,7 +30,9 @@ SSE_HEADERS = {
 
 
 class Presenter(Protocol):
-    """How chunks and errors are written on the wire (envelope or plain OpenAI)."""
+    """How chunks and errors are written on the wire (envelope, plain OpenAI, Anthropic's
+    events, LLMstudio's NDJSON). Optional: `keepalive`, the bytes sent while the first chunk
+    is awaited (an SSE comment by default), and `content_type` (text/event-stream)."""
 
     done: bytes
 
@@ -112,11 +114,11 @@ class Relay:
         observe.finish(self._outcome, error.status if error else 200)
         return metrics
 
-    def _keep_alive(self, pending: PendingFirst) -> Iterator[bytes]:
-        """SSE comments until the stream's first chunk arrives; returns (stream, first)."""
+    def _keep_alive(self, pending: PendingFirst, keepalive: bytes) -> Iterator[bytes]:
+        """Keep-alives (SSE comments) until the first chunk arrives; returns (stream, first)."""
         try:
             while not pending.wait(self._keepalive_s):
-                yield KEEPALIVE
+                yield keepalive
         except BaseException:
             pending.cancel()
             raise
@@ -129,7 +131,8 @@ class Relay:
         error: FacadeError | None = None
         try:
             if isinstance(opened.first, PendingFirst):
-                opened.rest, opened.first = yield from self._keep_alive(opened.first)
+                keepalive = getattr(present, "keepalive", KEEPALIVE)  # NDJSON: a blank line
+                opened.rest, opened.first = yield from self._keep_alive(opened.first, keepalive)
             chunks = iter(opened.rest)
             chunk = opened.first
             while chunk is not None:

@@ -113,12 +113,18 @@ def _v5(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN max_parallel INTEGER")
 
 
+def _v6(conn: Connection) -> None:
+    """A client's conversation id on usage rows (LLMstudio's session_id)."""
+    conn.exec_driver_sql("ALTER TABLE usage_records ADD COLUMN session_id VARCHAR(128)")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
     (5, _v5),
+    (6, _v6),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -69,6 +69,7 @@ usage_records = Table(
     Column("request_id", String(128), nullable=False),
     Column("ttft_s", Float),  # time to first token; NULL for failures and old rows
     Column("cached_input_tokens", Integer, nullable=False),  # read from the prompt cache
+    Column("session_id", String(128)),  # the client's conversation id (LLMstudio), if any
 )
 
 

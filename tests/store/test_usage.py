@@ -17,7 +17,22 @@ def usage_row(
     key_id: str, model: str, day: str, tokens=(3, 5), cost=11_000, status=200, cached=0
 ) -> tuple:
     ts = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC).timestamp()
-    return (ts, day, key_id, model, "fake", "up", *tokens, cost, 0.1, status, "rid", 0.05, cached)
+    return (
+        ts,
+        day,
+        key_id,
+        model,
+        "fake",
+        "up",
+        *tokens,
+        cost,
+        0.1,
+        status,
+        "rid",
+        0.05,
+        cached,
+        None,
+    )
 
 
 def writer(store, **kw) -> UsageWriter:
@@ -136,7 +151,7 @@ def test_retention_prunes_old_usage_and_stale_slots(store):
     old = datetime.now(UTC).timestamp() - 31 * 86400
     w.add(
         Settlement(
-            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0),
+            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0, None),
             "k",
             "x",
             1,
