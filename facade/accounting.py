@@ -52,6 +52,8 @@ class Accounting(Protocol):
         session_id: str | None = None,
     ) -> Admission: ...
 
+    def precheck(self, key: ApiKey) -> None: ...
+
 
 class _FreeAdmission:
     def settle(self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200) -> None:
@@ -283,6 +285,36 @@ class StoreAccounting:
         admission.reserved = ask.reserve_nusd
         admission.tokens = ask.tokens
         return admission
+
+    def precheck(self, key: ApiKey) -> None:
+        """Cheap before dear: refuse (429) a key whose rpm window is already full before its
+        body is read and parsed. A read that counts nothing (`admit` still counts, exactly),
+        so a request is never counted twice; it costs one read, for keys with an rpm only."""
+        if not key.rpm:
+            return
+        ask = Ask(
+            key_id=key.id,
+            key_name=key.name,
+            rpm=key.rpm,
+            tpm=None,
+            tokens=0,
+            budget_nusd=None,
+            reserve_nusd=0,
+            period=key.budget_period,
+            period_start="",
+        )
+        try:
+            if self.redis is not None:
+                self.redis.check_rpm(ask)
+            else:
+                self.limits.check_rpm(ask, time.time())
+        except FacadeError:
+            raise
+        except Exception:
+            log.exception("the limits store failed")
+            raise UnavailableError(
+                "the store that enforces limits and budgets is unreachable; try again"
+            ) from None
 
     def _admit(self, ask: Ask, now: float, parallel: ParallelSlot | None) -> int | None:
         if self.redis is None or not ask.rated:

@@ -124,6 +124,8 @@ class LimitsSchema(_Strict):
     # Half of one worker's connections: no key alone can fill a worker, while batch jobs and
     # the benchmark (256 connections) are not refused.
     max_parallel_per_key = fields.Integer(load_default=500, validate=validate.Range(min=1))
+    # Messages in one request: validating each costs CPU, so the count is bounded first.
+    max_messages = fields.Integer(load_default=2048, validate=validate.Range(min=1))
 
 
 class RoutingSchema(_Strict):
@@ -233,6 +235,7 @@ class Config:
     retry_after_cap_s: float
     source: str
     max_parallel_per_key: int = 500
+    max_messages: int = 2048
 
     @property
     def is_demo(self) -> bool:
@@ -324,6 +327,7 @@ def _freeze(doc: dict, source: str) -> Config:
         keys=tuple(keys),
         max_body_bytes=doc["limits"]["max_body_bytes"],
         max_parallel_per_key=doc["limits"]["max_parallel_per_key"],
+        max_messages=doc["limits"]["max_messages"],
         cooldown_s=routing["cooldown_s"],
         failures_to_cool=routing["failures_to_cool"],
         retry_after_cap_s=routing["retry_after_cap_s"],

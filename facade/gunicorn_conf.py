@@ -31,7 +31,9 @@ except SettingsError as err:
 
 bind = settings.bind
 workers = settings.workers
-worker_class = "gevent"
+# gunicorn's gevent worker, yielding between the requests of one keep-alive connection so a
+# client that pipelines or streams bodies back to back cannot starve the others (see it).
+worker_class = "facade.worker.FairGeventWorker"
 # Concurrent connections per worker; the upstream connection pools are sized from this too.
 worker_connections = settings.worker_connections
 # Above the idle timeouts of common load balancers (AWS ALB 60 s, GCP 600 s is rare), so the

@@ -7,6 +7,7 @@ typed errors, so the error handler is the only place that shapes an error respon
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import marshmallow as ma
@@ -17,10 +18,23 @@ from .. import jsonutil
 from ..envelope import ok
 from ..errors import InvalidRequestError, RequestTooLargeError, UnsupportedMediaTypeError
 from ..validation import flatten_errors
+from .context import max_messages, refuse_over_rate
 
 
 def is_json_mimetype(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+# Bodies larger than this are read in slices of it, with a turn for the worker's other
+# connections between them: a body already in the socket buffer is read without blocking,
+# so without a yield one client's megabyte would be read in a single stretch.
+READ_SLICE = 256 * 1024
+
+
+def take_turn() -> None:
+    """Let the worker's other connections run (under gevent's patched `time`, a sleep on a
+    timer resumes after the loop's next I/O poll; elsewhere it costs a few microseconds)."""
+    time.sleep(1e-6)
 
 
 def read_body(req: Any) -> bytes:
@@ -30,14 +44,49 @@ def read_body(req: Any) -> bytes:
     limit, never refused; reading one byte past it tells the two apart.
     """
     limit = req.max_content_length
-    if req.content_length is not None or limit is None:
-        return req.get_data(cache=True)
-    raw = req.environ["wsgi.input"].read(limit + 1)
-    if len(raw) > limit:
+    length = req.content_length
+    if limit is None or (length is not None and length > limit):
+        return req.get_data(cache=True)  # no limit, or werkzeug's 413
+    stream = req.stream if length is not None else req.environ["wsgi.input"]
+    want = length if length is not None else limit + 1
+    if want <= READ_SLICE:
+        raw = stream.read(want)
+    else:
+        pieces, got = [], 0
+        while got < want:
+            piece = stream.read(min(READ_SLICE, want - got))
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+            take_turn()
+        raw = b"".join(pieces)
+    if length is None and len(raw) > limit:
         raise RequestTooLargeError(
             f"the request body is larger than this gateway accepts ({limit} bytes)"
         )
     return raw
+
+
+# Deeper than any real schema or tool definition, and far enough below the 254 levels orjson
+# can write that a body still nests less once a provider's payload wraps it.
+MAX_NESTING = 64
+
+
+def check_shape(body: dict) -> None:
+    """Refuse, naming the field, what validation would pay dearly for or could not write back:
+    more messages than `limits.max_messages`, JSON nested deeper than MAX_NESTING."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > max_messages():
+        raise InvalidRequestError(
+            f"messages: at most {max_messages()} messages in one request", param="messages"
+        )
+    if jsonutil.nesting(body) > MAX_NESTING:
+        for name, value in body.items():
+            if jsonutil.nesting(value) >= MAX_NESTING:
+                raise InvalidRequestError(
+                    f"{name}: JSON nested deeper than {MAX_NESTING} levels", param=name
+                )
 
 
 class BodyParser(FlaskParser):
@@ -48,6 +97,7 @@ class BodyParser(FlaskParser):
             raise UnsupportedMediaTypeError(
                 "the body must be JSON, sent with Content-Type: application/json"
             )
+        refuse_over_rate()  # the last cheap refusal before the dear part: reading, parsing
         raw = read_body(req)
         try:
             body = jsonutil.loads(raw)
@@ -55,6 +105,7 @@ class BodyParser(FlaskParser):
             raise InvalidRequestError(f"the body is not valid JSON: {err}") from None
         if not isinstance(body, dict):
             raise InvalidRequestError("the body must be a JSON object")
+        check_shape(body)
         return body
 
     def handle_error(self, error: ma.ValidationError, req: Any, schema: ma.Schema, **_: Any):

@@ -49,6 +49,17 @@ def refuse_when_draining() -> None:
         )
 
 
+def refuse_over_rate() -> None:
+    """A key already at its rpm is refused before its body is read (cheap before dear)."""
+    key = g.get("api_key")
+    if key is not None and key.rpm:
+        gateway().accounting.precheck(key)
+
+
+def max_messages() -> int:
+    return gateway().config.max_messages
+
+
 def authenticate() -> None:
     """A before_request hook: reject the request unless its key is valid."""
     caller()

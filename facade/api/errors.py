@@ -113,6 +113,11 @@ def from_http_exception(exc: HTTPException) -> FacadeError:
     if exc.code == 413:
         limit = request.max_content_length
         message = f"{message} ({limit} bytes)" if limit else message
+    if exc.code == 405:
+        allowed = sorted(getattr(exc, "valid_methods", None) or ())
+        if allowed:
+            message = f"{message}; use {', '.join(allowed)}"
+            return cls(message, headers={"Allow": ", ".join(allowed)})
     return cls(message)
 
 

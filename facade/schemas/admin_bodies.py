@@ -7,7 +7,7 @@ fields are refused (`Meta.unknown = RAISE`) and types are JSON types as sent, so
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, date
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -29,6 +29,13 @@ def _small_json(value: dict) -> None:
         raise ValidationError(f"Must be at most {MAX_METADATA_BYTES} bytes of JSON.")
 
 
+# Dates the store and its arithmetic (a day more, a period's end, a zone's offset) can hold:
+# 9999-12-31 given as `to` overflowed `date + 1 day` into a 500.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+OUT_OF_RANGE = f"Must be between {FIRST_DAY} and {LAST_DAY}."
+DAY_RANGE = validate.Range(FIRST_DAY, LAST_DAY, error=OUT_OF_RANGE)
+
+
 class IsoDateTime(fields.AwareDateTime):
     """An ISO 8601 date-time string; one without a zone is taken as UTC."""
 
@@ -38,7 +45,10 @@ class IsoDateTime(fields.AwareDateTime):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any):
         if not isinstance(value, str):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
-        return super()._deserialize(value, attr, data, **kwargs)
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not FIRST_DAY <= moment.date() <= LAST_DAY:
+            raise ValidationError(OUT_OF_RANGE)
+        return moment
 
 
 class KeyUpdateSchema(_Strict):
@@ -122,8 +132,12 @@ class KeyListQuerySchema(_Strict):
 
 
 class UsageQuerySchema(_Strict):
-    date_from = fields.Date(data_key="from", metadata={"description": "First day (UTC)."})
-    date_to = fields.Date(data_key="to", metadata={"description": "Last day (UTC), included."})
+    date_from = fields.Date(
+        data_key="from", validate=DAY_RANGE, metadata={"description": "First day (UTC)."}
+    )
+    date_to = fields.Date(
+        data_key="to", validate=DAY_RANGE, metadata={"description": "Last day (UTC), included."}
+    )
     key_id = StrictString()
     model = StrictString()
 

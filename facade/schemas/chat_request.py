@@ -106,6 +106,42 @@ class MessageSchema(_Strict):
             raise ValidationError("required on a tool message", "tool_call_id")
 
 
+# Roles whose message needs nothing but a string `content` (a tool message needs its id).
+PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
+
+
+class MessageList(fields.List):
+    """`messages`: a list of MessageSchema, where a plain `{role, content: "text"}` message,
+    most of any conversation, is checked inline. Through marshmallow each message costs
+    about 17 us, which made a 2048-message body hold a worker for 35 ms."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.Nested(MessageSchema), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        result, errors = [], {}
+        for idx, each in enumerate(value):
+            if (
+                type(each) is dict
+                and len(each) == 2
+                and type(each.get("content")) is str
+                and each.get("role") in PLAIN_ROLES
+            ):
+                result.append({"role": each["role"], "content": each["content"]})
+                continue
+            try:
+                result.append(self.inner.deserialize(each, **kwargs))
+            except ValidationError as error:
+                if error.valid_data is not None:
+                    result.append(error.valid_data)
+                errors[idx] = error.messages
+        if errors:
+            raise ValidationError(errors, valid_data=result)
+        return result
+
+
 class StreamOptionsSchema(_Strict):
     include_usage = StrictBoolean(load_default=False)
 
@@ -277,9 +313,7 @@ class ChatRequestSchema(_Strict):
         load_default=None,
         metadata={"description": "A configured model name; absent or 'auto' lets Facade pick."},
     )
-    messages = fields.List(
-        fields.Nested(MessageSchema), required=True, validate=validate.Length(min=1)
-    )
+    messages = MessageList(required=True, validate=validate.Length(min=1))
     stream = StrictBoolean(load_default=False)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
     max_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1))

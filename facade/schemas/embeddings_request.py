@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from .fields import StrictInteger, StrictString, one_of
+from .fields import StrictInteger, StrictString, is_int64, one_of
 
 MAX_INPUTS = 2048
 
@@ -31,11 +31,7 @@ class EmbeddingInputField(fields.Field):
 
 
 def _is_tokens(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value)
-    )
+    return isinstance(value, list) and bool(value) and all(is_int64(t) and t >= 0 for t in value)
 
 
 class EmbeddingRequestSchema(Schema):

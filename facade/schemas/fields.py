@@ -16,8 +16,17 @@ class StrictBoolean(fields.Boolean):
         raise self.make_error("invalid")
 
 
+# Integers are 64-bit (signed): what every upstream and our JSON writer (orjson) can take.
+# orjson reads a larger integer as a float; turned back into an int it could not be written.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def is_int64(value: Any) -> bool:
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
 class StrictNumber(fields.Field):
-    """A JSON number (int or float, not bool, not a string)."""
+    """A JSON number (int or float, not bool, not a string); integers within 64 bits."""
 
     default_error_messages = {"invalid": "Not a valid number."}
 
@@ -26,11 +35,18 @@ class StrictNumber(fields.Field):
             raise self.make_error("invalid")
         if value != value or value in (float("inf"), float("-inf")):
             raise self.make_error("invalid")
+        if isinstance(value, int) and not is_int64(value):
+            raise self.make_error("invalid")
         return value
 
 
 class StrictInteger(fields.Integer):
-    default_error_messages = {"invalid": "Not a valid integer."}
+    """A JSON integer (`5` or `5.0`), within 64 bits: a larger one is a 400 naming it."""
+
+    default_error_messages = {
+        "invalid": "Not a valid integer.",
+        "int64": "Must be an integer between -2^63 and 2^63-1.",
+    }
 
     def __init__(self, **kwargs: Any):
         super().__init__(strict=True, **kwargs)
@@ -39,7 +55,11 @@ class StrictInteger(fields.Integer):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         if isinstance(value, float) and value.is_integer():
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise self.make_error("int64")
             value = int(value)
+        if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            raise self.make_error("int64")
         return super()._deserialize(value, attr, data, **kwargs)
 
 

@@ -148,6 +148,16 @@ class SqlLimits:
             return self.store.autocommit(lambda cur: self._reserve_step(cur, ask, now))
         return self.store.atomic(lambda cur: self._admit_step(cur, ask, now))
 
+    def check_rpm(self, ask: Ask, now: float) -> None:
+        """A read, no count: 429 when the key's window is already full (see `precheck`)."""
+        oldest = int(now) - WINDOW_S
+        rows = self.store.autocommit(
+            lambda cur: cur.execute(self._slots, (ask.key_id, oldest)).fetchall()
+        )
+        used = sum(r[1] for r in rows)
+        if used >= ask.rpm:
+            raise rate_error("rpm", ask, [(r[0], r[1]) for r in rows], used, now)
+
     def _admit_step(self, cur, ask: Ask, now: float) -> int:  # DBAPI cursor
         if self._lock:
             cur.execute(self._lock, (ask.key_id,))

@@ -66,6 +66,23 @@ return {1, slot}
 """
 )
 
+# The rpm check of ADMIT alone, read-only: the requests counted in the window.
+PEEK = """
+local t = redis.call('TIME')
+local slot = tonumber(t[1])
+local oldest = slot - tonumber(ARGV[1])
+local flat = redis.call('HGETALL', KEYS[1])
+local requests, rs = 0, {}
+for i = 1, #flat, 2 do
+  local s = tonumber(string.sub(flat[i], 3))
+  if s > oldest and string.sub(flat[i], 1, 1) == 'r' then
+    requests = requests + tonumber(flat[i + 1])
+    rs[#rs + 1] = s .. ':' .. flat[i + 1]
+  end
+end
+return {requests, tostring(slot + tonumber(t[2]) / 1000000), rs}
+"""
+
 # Add to a slot only while it is still in the window (a late correction must not revive it).
 ADJUST = """
 for i = 1, #ARGV, 2 do
@@ -91,6 +108,7 @@ class RedisRates:
         self.parallel = RedisParallel(self.client, prefix)
         self._admit = self.client.register_script(ADMIT)
         self._adjust = self.client.register_script(ADJUST)
+        self._peek = self.client.register_script(PEEK)
 
     def _key(self, key_id: str) -> str:
         return f"{self.prefix}rate:{key_id}"
@@ -119,6 +137,13 @@ class RedisRates:
         kind, used, now = result[1].decode(), int(result[2]), float(result[3])
         slots = sorted(tuple(map(int, e.split(b":"))) for e in result[4])
         raise rate_error(kind, ask, slots, used, now)
+
+    def check_rpm(self, ask: Ask) -> None:
+        """A read, no count: 429 when the key's window is already full."""
+        used, now, entries = self._peek(keys=[self._key(ask.key_id)], args=[WINDOW_S])
+        if int(used) >= ask.rpm:
+            slots = sorted(tuple(map(int, e.split(b":"))) for e in entries)
+            raise rate_error("rpm", ask, slots, int(used), float(now))
 
     def refund(self, key_id: str, slot: int, tokens: int) -> None:
         """Take back a counted request whose budget reservation then failed."""

@@ -164,3 +164,29 @@ def test_readiness_names_what_is_down(store):
         assert acct.dependencies.snapshot() == {"redis": "down"}
     finally:
         acct.close()
+
+
+def precheck_then_admit(acct, limited) -> None:
+    """The pre-check reads and counts nothing; only admit counts."""
+    for _ in range(5):
+        acct.precheck(limited)  # nothing counted yet: never refused
+    acct.admit(limited, PLAN, BODY, "a")
+    acct.admit(limited, PLAN, BODY, "b")
+    with pytest.raises(RateLimitError, match="2 requests per minute") as refused:
+        acct.precheck(limited)
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    acct.precheck(key(id="key-2", rpm=2))  # another key: its own window
+    acct.precheck(key())  # no rpm: nothing to check
+
+
+def test_precheck_refuses_a_full_rpm_window_without_counting(acct):
+    precheck_then_admit(acct, key(rpm=2))
+
+
+def test_precheck_reads_the_window_in_redis(store, redis_ns):
+    url, prefix = redis_ns
+    acct = StoreAccounting(store, Settings.from_env({}, redis_url=url, redis_prefix=prefix))
+    try:
+        precheck_then_admit(acct, key(rpm=2))
+    finally:
+        acct.close()
