@@ -30,6 +30,9 @@ Decisions, and why:
   `prompt_tokens` is the sum of the three (every input token, as OpenAI counts), with the
   reads as `prompt_tokens_details.cached_tokens` and the writes as
   `prompt_tokens_details.cache_write_tokens`, so each is priced at its own rate.
+- Known limit: thinking blocks are not carried back through chat history, so Claude refuses a
+  tool-use conversation that continues with `reasoning_effort` on (it wants its thinking
+  blocks back beside each tool_use); its 400 is passed on.
 """
 
 from __future__ import annotations
