@@ -134,6 +134,7 @@ def test_reasoning_tokens_in_usage_and_metrics(client, server):
         timeout=10,
     ).json()["data"]
     assert raw["usage"]["completion_tokens_details"]["reasoning_tokens"] == 3
+    assert raw["metrics"]["reasoning_tokens"] == 3
 
 
 @pytest.fixture(scope="module")

@@ -167,12 +167,23 @@ def test_function_tool_round_trip(client, fake, model, stream):
     assert "sunny, 21 C" in sent and "weather in Paris?" in sent
 
 
-def test_reasoning_tokens_in_the_usage(client):
-    resp = client.responses.create(
-        model="gpt-test", input="[[fake tokens=4 reasoning=3]]", reasoning={"effort": "low"}
-    )
+@pytest.mark.parametrize("model", ["gpt-test", "gem"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_and_cached_tokens_in_the_usage(client, model, stream):
+    asked = {
+        "model": model,
+        "input": "[[fake tokens=4 reasoning=3 cached=2]]",
+        "reasoning": {"effort": "low"},
+    }
+    if stream:
+        with client.responses.stream(**asked) as s:
+            resp = s.get_final_response()
+    else:
+        resp = client.responses.create(**asked)
     assert resp.usage.output_tokens_details.reasoning_tokens == 3
+    assert resp.usage.input_tokens_details.cached_tokens == 2
     assert resp.reasoning.effort == "low"
+    assert resp.model_extra["metrics"]["reasoning_tokens"] == 3
 
 
 def test_previous_response_id_continues_the_conversation(client, fake):
