@@ -50,6 +50,7 @@ class Accounting(Protocol):
         body: dict,
         request_id: str,
         session_id: str | None = None,
+        native: dict | None = None,
     ) -> Admission: ...
 
     def precheck(self, key: ApiKey) -> None: ...
@@ -68,7 +69,7 @@ class NoAccounting:
 
     _admission = _FreeAdmission()
 
-    def admit(self, key, plan, body, request_id, session_id=None) -> Admission:
+    def admit(self, key, plan, body, request_id, session_id=None, native=None) -> Admission:
         return self._admission
 
 
@@ -91,13 +92,14 @@ def largest_cost_nusd(
 
 
 def demand(
-    plan: list[tuple[ModelConfig, TargetConfig]], body: dict
+    plan: list[tuple[ModelConfig, TargetConfig]], body: dict, native: dict | None = None
 ) -> tuple[int, int | None, int, int]:
     """(input bound, caller's cap, n, tokens for tpm) of a chat or embeddings body.
 
     The input bound adds the longest upstream model name of the plan (the gateway puts it in
     the body); tpm counts the input bound plus `n` times the output cap, the model's when
-    the caller gives none (it is what goes upstream).
+    the caller gives none (it is what goes upstream). A `native` body (the client's own
+    vendor body, sent as it is to a target of that vendor) is bounded too: the larger wins.
     """
     extra = (max(len(target.model) for _, target in plan) + 3) // 4
     if "messages" not in body:  # embeddings: input only
@@ -105,6 +107,8 @@ def demand(
         return input_tokens, 0, 1, input_tokens
     windows = max(model.context_window for model, _ in plan)
     input_tokens = chat_input_bound(body, windows) + extra
+    if native is not None and isinstance(native.get("messages"), list):
+        input_tokens = max(input_tokens, chat_input_bound(native, windows) + extra)
     cap, n = output_cap(body), choices(body)
     most = cap if cap is not None else max(model.max_output_tokens for model, _ in plan)
     return input_tokens, cap, n, input_tokens + n * most
@@ -235,13 +239,19 @@ class StoreAccounting:
         self.clock = PeriodClock()
         self.writer.prune_usage()
 
-    def admit(self, key, plan, body, request_id, session_id=None) -> StoreAdmission:
+    def admit(self, key, plan, body, request_id, session_id=None, native=None) -> StoreAdmission:
         # A key with rpm or tpm has its parallel slot counted in Redis by the rate script.
         rated_in_redis = self.redis is not None and bool(key.rpm or key.tpm)
         parallel = self.parallel.acquire(key.id, key.max_parallel, redis=not rated_in_redis)
         try:
             admission = self._admit_limits(
-                key, plan, body, request_id, parallel if rated_in_redis else None, session_id
+                key,
+                plan,
+                body,
+                request_id,
+                parallel if rated_in_redis else None,
+                session_id,
+                native,
             )
         except BaseException:
             parallel.release()
@@ -250,7 +260,7 @@ class StoreAccounting:
         return admission
 
     def _admit_limits(
-        self, key, plan, body, request_id, parallel, session_id=None
+        self, key, plan, body, request_id, parallel, session_id=None, native=None
     ) -> StoreAdmission:
         now = time.time()
         admission = StoreAdmission(
@@ -258,7 +268,7 @@ class StoreAccounting:
         )
         if key.rpm is None and key.tpm is None and key.budget_usd is None:
             return admission
-        input_tokens, cap, n, tokens = demand(plan, body)
+        input_tokens, cap, n, tokens = demand(plan, body, native)
         budget = key.budget_usd
         ask = Ask(
             key_id=key.id,

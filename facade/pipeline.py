@@ -149,6 +149,7 @@ class ChatPipeline:
         request_id: str,
         outcome: Outcome,
         attempt: Attempt[T],
+        native: dict | None = None,
     ) -> T:
         """Admit the request (limits, budget), then try the plan with fallback.
 
@@ -156,7 +157,7 @@ class ChatPipeline:
         admission is released if no upstream answer comes of any of them.
         """
         admission = self.accounting.admit(
-            key, plan, body, request_id, session_id=outcome.session_id
+            key, plan, body, request_id, session_id=outcome.session_id, native=native
         )
         try:
             return self._with_fallback(plan, request_id, outcome, partial(attempt, admission))
@@ -200,7 +201,7 @@ class ChatPipeline:
                 data, tokens, details, model, target, n, meter, outcome, admission
             )
 
-        return self._call(key, plan, body, request_id, outcome, attempt)
+        return self._call(key, plan, body, request_id, outcome, attempt, native)
 
     def open_stream(
         self,
@@ -245,7 +246,7 @@ class ChatPipeline:
             )
             return OpenedStream(first, stream, call, provider.name, meter, n, include_usage, finish)
 
-        return self._call(key, plan, body, request_id, outcome, attempt)
+        return self._call(key, plan, body, request_id, outcome, attempt, native)
 
     def count_tokens(self, body: dict, key: ApiKey, request_id: str, native: dict) -> int:
         """The input tokens of a request, as its first target counts them (an Anthropic-kind

@@ -71,7 +71,9 @@ class RecordingAccounting:
     def __init__(self) -> None:
         self.log: list = []
 
-    def admit(self, key, plan, body, request_id, session_id=None) -> RecordingAdmission:
+    def admit(
+        self, key, plan, body, request_id, session_id=None, native=None
+    ) -> RecordingAdmission:
         self.log.append(("admit", [(m.name, t.model) for m, t in plan], request_id))
         return RecordingAdmission(self.log)
 

@@ -173,3 +173,18 @@ def test_usage_rows_and_report_count_cached_input(app, client):
     )
     assert claude["cost_usd"] == pytest.approx(2 * 0.000131, abs=1e-12)
     assert openai["cost_usd"] == pytest.approx(2 * 0.000081, abs=1e-12)
+
+
+def test_the_cap_always_goes_upstream(client, fake):
+    """No upstream may bill more output than admission reserved: without a cap from the
+    caller, the model's max_output_tokens goes out (OpenAI's current name for it)."""
+    msg = {"messages": [{"role": "user", "content": "hi"}]}
+    for model in ("plain", "gemini"):
+        assert client.post(URL, json={**msg, "model": model}, headers=AUTH).status_code == 200
+    openai, gemini = (r["body"] for r in fake.requests()[-2:])
+    assert openai["max_completion_tokens"] == 4096 and "max_tokens" not in openai
+    assert gemini["generationConfig"]["maxOutputTokens"] == 4096
+    resp = client.post(URL, json={**msg, "model": "plain", "max_tokens": 7}, headers=AUTH)
+    assert resp.status_code == 200
+    sent = fake.requests()[-1]["body"]
+    assert sent["max_tokens"] == 7 and "max_completion_tokens" not in sent
