@@ -18,7 +18,15 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from tests.support import ADMIN_KEY, admin_headers, base_config, start_gunicorn
+from tests.support import (
+    ADMIN_KEY,
+    admin_headers,
+    base_config,
+    pg_database,
+    redis_namespace,
+    start_gunicorn,
+    wait_ready,
+)
 
 ADMIN = admin_headers()
 KEYS = "/api/v1/admin/keys"
@@ -91,9 +99,8 @@ def http() -> requests.Session:
     return session
 
 
-@pytest.fixture(scope="module")
-def server(fake_upstream, tmp_path_factory):
-    config = base_config(fake_upstream.url)
+def bound_config(fake_url: str) -> dict:
+    config = base_config(fake_url)
     config["models"].append(
         {
             "name": "dear",
@@ -106,6 +113,12 @@ def server(fake_upstream, tmp_path_factory):
     )
     config["limits"]["max_body_bytes"] = 2_000_000
     config["providers"][0]["timeout_s"] = {"connect": 5, "read": 60}
+    return config
+
+
+@pytest.fixture(scope="module")
+def server(fake_upstream, tmp_path_factory):
+    config = bound_config(fake_upstream.url)
     srv = start_gunicorn(
         tmp_path_factory.mktemp("bound"), config, workers=2, env={"FACADE_ADMIN_KEY": ADMIN_KEY}
     )
@@ -149,12 +162,15 @@ def usage_row(url: str, key_id: str, requests_: int) -> dict:
         time.sleep(0.1)
 
 
-def burst(url: str, key: str, body: dict) -> list[requests.Response]:
+def burst(urls: str | list[str], key: str, body: dict) -> list[requests.Response]:
+    """CONCURRENT requests at once, spread over the instances given."""
+    urls = [urls] if isinstance(urls, str) else urls
     data = json.dumps(body).encode()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
-    def post(_: int) -> requests.Response:
+    def post(i: int) -> requests.Response:
         with http() as s:
+            url = urls[i % len(urls)]
             return s.post(f"{url}{CHAT}", data=data, headers=headers, timeout=120)
 
     with ThreadPoolExecutor(CONCURRENT) as pool:
@@ -209,3 +225,37 @@ def test_settled_tokens_never_pass_tpm(server, shape, capsys):
     assert used <= tpm
     with capsys.disabled():
         print(f"\n[tpm] {shape}: tpm {tpm}, served {len(served)}/{CONCURRENT}, used {used}")
+
+
+def test_two_instances_on_postgresql_and_redis_never_pass_a_budget(fake_upstream, tmp_path):
+    """The same bound with the ledger in PostgreSQL and rates in Redis, shared by two
+    instances taking the requests of each shape in turns."""
+    config = bound_config(fake_upstream.url)
+    with pg_database() as db_url, redis_namespace() as (redis_url, prefix):
+        env = {
+            "FACADE_ADMIN_KEY": ADMIN_KEY,
+            "FACADE_DATABASE_URL": db_url,
+            "FACADE_REDIS_URL": redis_url,
+            "FACADE_REDIS_PREFIX": prefix,
+        }
+        a = start_gunicorn(tmp_path, config, env=env, wait=False)
+        b = start_gunicorn(tmp_path, config, env=env, wait=False)
+        try:
+            wait_ready(a)
+            wait_ready(b)
+            for shape, body in SHAPES.items():
+                few = 5 if shape == "cjk" else 3.5
+                budget = round(few * billed_tokens(body) * PRICE / 1e6, 2)
+                key = create_key(a.url, budget_usd=budget, budget_period="total", tpm=10**9)
+                answers = burst([a.url, b.url], key["key"], body)
+                served = [r for r in answers if r.status_code == 200]
+                assert served and {r.status_code for r in answers} <= {200, 429}
+                view = settled_view(b.url, key["id"])
+                assert view["reserved_usd"] == 0 and view["spend_usd"] <= budget
+                print(
+                    f"\n[bound pg+redis] {shape}: budget ${budget:.2f}, served "
+                    f"{len(served)}/{CONCURRENT}, settled ${view['spend_usd']:.2f}"
+                )
+        finally:
+            assert a.stop() == 0
+            assert b.stop() == 0
