@@ -19,7 +19,7 @@ from flask_smorest import Blueprint
 
 from .. import jsonutil
 from ..envelope import DONE_EVENT, fail_event, ok, ok_bytes, sse_event
-from ..errors import FacadeError, NotFoundError, UnavailableError
+from ..errors import FacadeError, InvalidRequestError, NotFoundError, UnavailableError
 from ..protocols import responses_answer as answer
 from ..protocols.responses_request import chat_body
 from ..protocols.responses_stream import ResponseEvents
@@ -28,7 +28,7 @@ from ..schemas.responses_request import ResponsesRequestSchema
 from ..store.responses import ResponseStore
 from .blueprint import BodyParser, EnvelopeBlueprint, envelope_schema, error_responses
 from .chat import run_chat
-from .context import authenticate, caller, gateway
+from .context import authenticate, caller, gateway, max_messages
 
 log = logging.getLogger("facade.responses")
 
@@ -164,6 +164,11 @@ def run_responses(body: dict, enveloped: bool) -> Response | dict:
     store = gateway().responses if body["store"] else None
     history = _history(body, key.id)
     chat = chat_body(body, history)
+    if len(chat["messages"]) > max_messages():  # the stored history counts too
+        raise InvalidRequestError(
+            f"input: at most {max_messages()} messages in one request, history included",
+            param="input",
+        )
     response_id = answer.new_response_id()
     created_at = int(time.time())
     # The conversation a later request continues: this one's, without its instructions.

@@ -70,3 +70,15 @@ def test_model_absent_lets_auto_pick(client, fake):
     assert resp.status_code == 200
     data = resp.json["data"]
     assert data["model"] == "gpt-test" and data["output_text"] == "tok0 tok1"
+
+
+def test_max_messages_counts_input_items(client, fake, app):
+    limit = app.extensions["facade"].config.max_messages
+    items = [{"role": "user", "content": "x"}] * (limit + 1)
+    resp = client.post(
+        "/v1/responses",
+        json={"model": "gpt-test", "input": items},
+        headers={"Authorization": f"Bearer {TEAM_KEY}"},
+    )
+    assert resp.status_code == 400 and resp.json["error"]["param"] == "input"
+    assert fake.requests() == []
