@@ -135,6 +135,9 @@ class LeanAdapter(BaseAdapter):
             sock.close()
             what = "a reused connection was closed" if reused else "the connection failed"
             raise requests.exceptions.ConnectionError(what, request=request) from err
+        except BaseException:  # a hang-up or a kill thrown in while waiting: drop the call
+            sock.close()
+            raise
         response = requests.Response()
         response.status_code = status
         response.reason = reason
