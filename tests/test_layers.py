@@ -29,6 +29,9 @@ LAYERS = {
     "facade.app": HTTP,
     "facade.cli": HTTP,
     "facade.drain": HTTP,
+    "facade.command": HTTP,
+    "facade.gunicorn_conf": HTTP,
+    "facade.worker": HTTP,
     "facade.gateway": PIPELINE,
     "facade.pipeline": PIPELINE,
     "facade.key_admin": PIPELINE,
@@ -37,9 +40,11 @@ LAYERS = {
     "facade.accounting": ROUTING,
     "facade.metering": ROUTING,
     "facade.first_chunk": ROUTING,
+    "facade.parallel": ROUTING,
     "facade.providers": PARTS,
     "facade.protocols": PARTS,
     "facade.store": PARTS,
+    "facade.inflight": PARTS,
     "facade.schemas": PRIMITIVES,
     "facade.telemetry": PRIMITIVES,
     "facade.config": PRIMITIVES,
@@ -62,7 +67,8 @@ def module_name(path: Path) -> str:
 def layer_of(module: str) -> int | None:
     best = None
     for prefix, layer in LAYERS.items():
-        if module == prefix or module.startswith(prefix + "."):
+        # "facade" itself is the package's __init__ only, never a catch-all for new modules
+        if module == prefix or (prefix != "facade" and module.startswith(prefix + ".")):
             if best is None or len(prefix) > len(best[0]):
                 best = (prefix, layer)
     return best[1] if best else None
