@@ -60,7 +60,8 @@ def config(upstream_port: int) -> dict:
             {"name": "slow", "targets": [{"provider": "bench", "model": "bench-20-500"}], **model},
         ],
         "keys": [
-            {"name": "plain", "key": "sk-bench-plain", "models": ["*"]},
+            # 1000 streams at once: above the default max_parallel of 500 per key
+            {"name": "plain", "key": "sk-bench-plain", "models": ["*"], "max_parallel": 2000},
             {
                 "name": "limited",
                 "key": "sk-bench-limited",

@@ -51,8 +51,13 @@ class HangupWatch:
 
 
 def _gevent_patched() -> bool:
-    try:
+    """Whether sockets are gevent's (under gunicorn's gevent worker); asked once a process."""
+    global _PATCHED
+    if _PATCHED is None:
         from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return monkey.is_module_patched("socket")
+
+        _PATCHED = monkey.is_module_patched("socket")
+    return _PATCHED
+
+
+_PATCHED: bool | None = None

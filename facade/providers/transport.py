@@ -23,8 +23,10 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Iterator
+from ipaddress import ip_address
 from urllib.parse import SplitResult, urlsplit
 
 import requests
@@ -32,6 +34,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 MAX_HEAD = 64 * 1024  # status line and headers
+DNS_TTL_S = 30.0  # how long a host's addresses are reused for new connections
 READ_SIZE = 65536
 _Origin = tuple[str, str, int]
 
@@ -99,6 +102,7 @@ class LeanAdapter(BaseAdapter):
         super().__init__()
         self._pool = _Pool(pool_size)
         self._tls: ssl.SSLContext | None = None
+        self._addresses: dict[tuple[str, int], tuple[float, list]] = {}
 
     def send(
         self,
@@ -156,7 +160,7 @@ class LeanAdapter(BaseAdapter):
     ) -> socket.socket:
         scheme, host, port = origin
         try:
-            sock = socket.create_connection((host, port), timeout=connect_s)
+            sock = self._dial(host, port, connect_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 sock = self._tls_context().wrap_socket(sock, server_hostname=host)
@@ -165,6 +169,32 @@ class LeanAdapter(BaseAdapter):
         except OSError as err:
             raise requests.exceptions.ConnectionError("connect failed", request=request) from err
         return sock
+
+    def _dial(self, host: str, port: int, connect_s: float | None) -> socket.socket:
+        """Connect to the first address that answers. Lookups are cached for DNS_TTL_S: under
+        gevent each one is a hand-off to a thread, and a burst of new streams would queue
+        behind the resolver's few threads. An IP literal needs no lookup at all."""
+        addresses = self._addresses.get((host, port))
+        now = time.monotonic()
+        if addresses is None or addresses[0] < now:
+            if _is_ip(host):
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                addresses = (float("inf"), [(family, (host, port))])
+            else:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                addresses = (now + DNS_TTL_S, [(info[0], info[4]) for info in infos])
+            self._addresses[(host, port)] = addresses
+        last: OSError | None = None
+        for family, address in addresses[1]:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(connect_s)
+            try:
+                sock.connect(address)
+                return sock
+            except OSError as err:
+                sock.close()
+                last = err
+        raise last or OSError(f"no address for {host}")
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -348,3 +378,11 @@ class _Body:
         """Called by `Response.close()`: an unfinished body cannot be reused."""
         if not self._done:
             self.close()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
