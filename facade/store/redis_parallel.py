@@ -6,7 +6,9 @@ Counting sums the fields whose lease is alive and deletes the others, so what a 
 (a SIGKILLed worker, a lost replica) held is given back within `LEASE_S`. Each process renews
 its leases every `RENEW_S` with its true counts, which also repairs a count a failed release
 left behind. A key with rpm or tpm is counted inside the rate script (`redis_rates.py`): one
-round trip for both; any other key costs one script call here, plus one command to release.
+round trip for both; any other key costs one script call here. Releases cost no round trip of
+their own: they ride along with the process's next acquire (applied before it counts), or a
+flush at most `RELEASE_DELAY_S` later, whichever comes first.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ log = logging.getLogger("facade.store")
 
 LEASE_S = 15
 RENEW_S = 5.0
+RELEASE_DELAY_S = 0.02
 
 # Sum of the live holders of KEYS[1] (dead ones deleted); defines `in_flight(key, me, now)`.
 IN_FLIGHT_LUA = """
@@ -57,10 +60,18 @@ local function hold(key, me, now, lease)
 end
 """
 
-# KEYS[1] the key's hash; ARGV: limit, me, lease. {1} counted, or {0, in flight}.
+# KEYS[1] the key's hash, KEYS[2..] hashes this process has releases for; ARGV: limit (0:
+# only release), me, lease, then one release count per KEYS[2..]. {1} counted, or {0, in
+# flight}.
 ACQUIRE = (
     IN_FLIGHT_LUA
     + """
+for i = 2, #KEYS do
+  if redis.call('HINCRBY', KEYS[i], ARGV[2], -tonumber(ARGV[i + 2])) < 0 then
+    redis.call('HSET', KEYS[i], ARGV[2], 0)
+  end
+end
+if tonumber(ARGV[1]) == 0 then return {1} end
 local now = tonumber(redis.call('TIME')[1])
 local total = in_flight(KEYS[1], ARGV[2], now)
 if total + 1 > tonumber(ARGV[1]) then return {0, total} end
@@ -94,6 +105,8 @@ class RedisParallel:
         self.prefix = prefix
         self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.held: dict[str, int] = {}
+        self._releases: dict[str, int] = {}  # given back here, not yet in Redis
+        self._flush_due = False
         self._acquire = client.register_script(ACQUIRE)
         self._renew = client.register_script(RENEW)
         self._stop = threading.Event()
@@ -105,8 +118,10 @@ class RedisParallel:
     def acquire(self, key_id: str, limit: int) -> int | None:
         """Count one more request unless `limit` are in flight across replicas: None when
         counted, else how many are in flight."""
+        releases, self._releases = self._releases, {}
+        keys = [self.key(key_id), *(self.key(k) for k in releases)]
         with bounded(dependency="redis"):
-            result = self._acquire(keys=[self.key(key_id)], args=[limit, self.me, LEASE_S])
+            result = self._acquire(keys=keys, args=[limit, self.me, LEASE_S, *releases.values()])
         if result[0] != 1:
             return int(result[1])
         self.counted(key_id)
@@ -119,16 +134,34 @@ class RedisParallel:
             self._start()
 
     def release(self, key_id: str) -> None:
+        """Give a slot back: in Redis with the next acquire, or a flush shortly after."""
         self.held[key_id] = max(0, self.held.get(key_id, 0) - 1)
+        self._releases[key_id] = self._releases.get(key_id, 0) + 1
+        if not self._flush_due:
+            self._flush_due = True
+            timer = threading.Timer(RELEASE_DELAY_S, self._flush)
+            timer.daemon = True
+            timer.start()
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        releases, self._releases = self._releases, {}
+        if not releases:
+            return
+        first, *rest = releases
         try:
             with bounded(dependency="redis"):
-                self.client.hincrby(self.key(key_id), self.me, -1)
-        except Exception as err:  # the next renewal writes the true count
-            log.warning("releasing a parallel slot in redis failed: %s", type(err).__name__)
+                self._acquire(
+                    keys=[self.key(first), self.key(first), *(self.key(k) for k in rest)],
+                    args=[0, self.me, LEASE_S, *releases.values()],
+                )
+        except Exception as err:  # the next renewal writes the true counts
+            log.warning("releasing parallel slots in redis failed: %s", type(err).__name__)
 
     def renew(self) -> None:
         """Write this process's true counts with fresh leases; forget keys it no longer holds."""
         held = dict(self.held)
+        self._releases = {}  # the absolute counts written below include them
         if not held:
             return
         with bounded(dependency="redis"):

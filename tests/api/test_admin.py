@@ -257,3 +257,18 @@ def test_model_report_counts_errors_and_percentiles(app, client, fake):
     assert bad.status_code == 400 and bad.get_json()["data"]["error"]["param"] == "from"
     typo = client.get("/api/v1/admin/usage/models?form=2026-01-01", headers=ADMIN)
     assert typo.status_code == 400 and typo.get_json()["data"]["error"]["param"] == "form"
+
+
+def test_max_parallel_is_a_key_field(client):
+    data = create(client, max_parallel=3)
+    assert data["max_parallel"] == 3
+    got = client.get(f"{KEYS}/{data['id']}", headers=ADMIN).get_json()["data"]
+    assert got["max_parallel"] == 3
+    patched = client.patch(f"{KEYS}/{data['id']}", json={"max_parallel": None}, headers=ADMIN)
+    assert patched.status_code == 200 and patched.get_json()["data"]["max_parallel"] is None
+    for bad in (0, "3", 2.5):
+        resp = client.post(KEYS, json={"name": "x", "max_parallel": bad}, headers=ADMIN)
+        assert resp.status_code == 400, bad
+        assert resp.get_json()["data"]["error"]["param"] == "max_parallel"
+    listed = client.get(KEYS, headers=ADMIN).get_json()["data"]["data"]
+    assert all("max_parallel" in view for view in listed)  # config keys too

@@ -90,3 +90,12 @@ def test_bad_values_are_refused_naming_the_field(cli):
     assert "expires_at" in cli("create", "--name", "x", "--expires-at", "soon", ok=False).stderr
     assert "read-only" in cli("revoke", "cfg-24c81b2f9d8b", ok=False).stderr
     assert "no API key" in cli("rotate", "key-0000000000000000", ok=False).stderr
+
+
+def test_max_parallel_from_the_command_line(cli):
+    out = cli("create", "--name", "batch", "--models", "*", "--max-parallel", "7").stdout
+    key_id = re.search(r"(key-[0-9a-f]{16})", out).group(1)
+    assert "max_parallel 7" in out
+    updated = cli("update", key_id, "--max-parallel", "none").stdout
+    assert "max_parallel" not in updated
+    assert "max_parallel" in cli("create", "--name", "x", "--max-parallel", "0", ok=False).stderr
