@@ -12,38 +12,26 @@ monkey.patch_all()  # before any stdlib import, so sockets are cooperative
 
 import json  # noqa: E402 - after the monkey patch above
 import os  # noqa: E402 - after the monkey patch above
-import resource  # noqa: E402 - after the monkey patch above
 import signal  # noqa: E402 - after the monkey patch above
-import subprocess  # noqa: E402 - after the monkey patch above
-import sys  # noqa: E402 - after the monkey patch above
 import tempfile  # noqa: E402 - after the monkey patch above
 import time  # noqa: E402 - after the monkey patch above
+from collections.abc import Callable  # noqa: E402 - after the monkey patch above
 from pathlib import Path  # noqa: E402 - after the monkey patch above
 
-from bench.load import Result, build_request, percentile, run_for  # noqa: E402 - after the monkey patch above
+import yaml  # noqa: E402 - after the monkey patch above
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.load import Result, build_request, percentile, run_for  # noqa: E402 - after the patch
+from bench.procs import (  # noqa: E402 - after the monkey patch above
+    cpu_seconds,
+    peak_rss_mb,
+    raise_fd_limit,
+    start_bare,
+    start_facade,
+    start_upstream,
+)
+
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
-TICK = os.sysconf("SC_CLK_TCK")
 PROMPT = "Say hello in one short sentence, please."
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-
-
-def spawn(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
-    out = open(log, "wb") if log else subprocess.PIPE  # lives with the process
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def start_upstream() -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.fast_upstream"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    line = proc.stdout.readline()
-    return proc, int(line.split()[1])
 
 
 def config(upstream_port: int) -> dict:
@@ -58,6 +46,8 @@ def config(upstream_port: int) -> dict:
             {"name": "stream", "targets": [{"provider": "bench", "model": "bench-50-0"}], **model},
             {"name": "paced", "targets": [{"provider": "bench", "model": "bench-100-20"}], **model},
             {"name": "slow", "targets": [{"provider": "bench", "model": "bench-20-500"}], **model},
+            # non-streaming answers after 50 ms, like a small model: throughput at c=256
+            {"name": "50ms", "targets": [{"provider": "bench", "model": "bench-0-50"}], **model},
         ],
         "keys": [
             # 1000 streams at once: above the default max_parallel of 500 per key
@@ -73,60 +63,6 @@ def config(upstream_port: int) -> dict:
             },
         ],
     }
-
-
-def start_facade(tmp: Path, upstream_port: int, extra_env: dict | None = None):
-    import yaml
-
-    cfg = tmp / "bench.yaml"
-    cfg.write_text(yaml.safe_dump(config(upstream_port)))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACADE_")}
-    env.update(
-        FACADE_CONFIG=str(cfg),
-        FACADE_BIND=f"127.0.0.1:{port}",
-        FACADE_WORKERS="1",
-        FACADE_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
-    )
-    env.update(extra_env or {})
-    proc = spawn(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        env,
-        tmp / "facade.log",
-    )
-    deadline = time.time() + 30
-    import requests
-
-    while time.time() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.1)
-    else:
-        raise SystemExit((tmp / "facade.log").read_text())
-    worker = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
-    return proc, port, worker
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def body(model: str, stream: bool = False) -> bytes:
@@ -212,24 +148,6 @@ def hold_streams(addr, raw: bytes, count: int, ramp_s: float) -> Result:
     return total
 
 
-def rate(res: Result, wall: float, direct: Result) -> str:
-    rps = res.completed / wall
-    return f"{rps:.0f} ({rps / (direct.completed / SECONDS):.3f}x of direct), errors {res.errors}"
-
-
-def limited(cpu_limited: float, cpu_plain: float, res: Result) -> str:
-    return f"{ms(cpu_limited)} ({cpu_limited / cpu_plain:.2f}x of no limits), errors {res.errors}"
-
-
-def p50_p99(values: list[float]) -> str:
-    return f"{ms(percentile(values, 50))} / {ms(percentile(values, 99))}"
-
-
-def added(facade: list[float], direct: list[float]) -> str:
-    p50 = percentile(facade, 50) - percentile(direct, 50)
-    return f"{ms(p50)} / {ms(percentile(facade, 99) - percentile(direct, 99))}"
-
-
 def ms(x: float) -> str:
     return f"{x * 1000:.2f} ms"
 
@@ -250,81 +168,155 @@ def main() -> None:
         run({}, "SQLite")
 
 
+def bare_req(port: int, model: str, stream: bool = False) -> bytes:
+    return build_request(
+        f"127.0.0.1:{port}",
+        "/v1/chat/completions",
+        body(model, stream),
+        {"Content-Type": "application/json"},
+    )
+
+
+class Table:
+    """Rows of (measure, figure, target check): ratios are to the bare stack in this run."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str]] = []
+
+    def add(self, name: str, figure: str, verdict: str = "") -> None:
+        self.rows.append((name, figure, verdict))
+
+    def ratio(
+        self, name: str, ours: float, base: float, limit: float, unit: Callable | None = None
+    ) -> None:
+        """`ours / base` against `limit` (a most-allowed ratio; negative: a least-allowed one)."""
+        unit = unit or ms
+        r = ours / base if base else float("nan")
+        ok = r <= limit if limit > 0 else r >= -limit
+        target = f"<= {limit:.2f}x" if limit > 0 else f">= {-limit:.2f}x"
+        verdict = f"{'ok' if ok else 'MISSED'} ({target})"
+        self.add(name, f"{unit(ours)} vs bare {unit(base)} = {r:.3f}x", verdict)
+
+    def print(self, title: str) -> None:
+        width = max(len(k) for k, _, _ in self.rows)
+        wide = max(len(v) for _, v, _ in self.rows)
+        print(f"\n{title}")
+        for k, v, verdict in self.rows:
+            print(f"  {k.ljust(width)}  {v.ljust(wide)}  {verdict}".rstrip())
+
+
+def cpu_per(
+    worker: int, addr: tuple[str, int], raw: bytes, conc: int
+) -> tuple[float, Result, float]:
+    """CPU seconds of `worker` per completed request at `conc` connections, and the rate."""
+    res, cpu, wall = measured(worker, lambda: run_for(addr, raw, conc, SECONDS))
+    return cpu / max(1, res.completed), res, res.completed / wall
+
+
 def run(store_env: dict, store_name: str) -> None:
     raise_fd_limit()
     tmp = Path(tempfile.mkdtemp(prefix="facade-bench-"))
     upstream, up_port = start_upstream()
-    facade, port, worker = start_facade(tmp, up_port, store_env)
-    up, fa = ("127.0.0.1", up_port), ("127.0.0.1", port)
-    rows: list[tuple[str, str]] = []
+    facade, port, worker = start_facade(tmp, yaml.safe_dump(config(up_port)), store_env)
+    bare, bare_port, bare_worker = start_bare(tmp, up_port)
+    up, fa, ba = ("127.0.0.1", up_port), ("127.0.0.1", port), ("127.0.0.1", bare_port)
+    t = Table()
     try:
-        # warm both paths (connection pools, caches)
-        run_for(fa, facade_req(port, "bench", "sk-bench-plain"), 8, 0, requests=50)
-        run_for(fa, facade_req(port, "bench", "sk-bench-limited"), 8, 0, requests=50)
-        run_for(up, direct_req(up_port, "bench"), 8, 0, requests=50)
-
-        direct = run_for(up, direct_req(up_port, "bench"), 64, SECONDS)
         plain = facade_req(port, "bench", "sk-bench-plain")
-        res, cpu, wall = measured(worker, lambda: run_for(fa, plain, 64, SECONDS))
-        cpu_plain = cpu / max(1, res.completed)
-        rows += [
-            ("non-streaming rps @64, direct", f"{direct.completed / SECONDS:.0f}"),
-            ("non-streaming rps @64, facade", rate(res, wall, direct)),
-            ("facade CPU per request (no limits)", ms(cpu_plain)),
-        ]
         limits = facade_req(port, "bench", "sk-bench-limited")
-        res, cpu, wall = measured(worker, lambda: run_for(fa, limits, 64, SECONDS))
-        cpu_limited = cpu / max(1, res.completed)
-        rows += [("facade CPU per request (rpm+tpm+budget)", limited(cpu_limited, cpu_plain, res))]
+        bare_plain = bare_req(bare_port, "bench")
+        for addr, raw in ((fa, plain), (fa, limits), (ba, bare_plain)):  # warm pools, caches
+            run_for(addr, raw, 8, 0, requests=50)
 
+        # CPU per non-streaming request at 64 connections.
+        cpu_bare, res_bare, _ = cpu_per(bare_worker, ba, bare_plain, 64)
+        cpu_plain, res, _ = cpu_per(worker, fa, plain, 64)
+        cpu_limited, res_l, _ = cpu_per(worker, fa, limits, 64)
+        t.add(
+            "errors (bare / unlimited / limited)",
+            f"{res_bare.errors} / {res.errors} / {res_l.errors}",
+        )
+        t.ratio("CPU per request, key without limits", cpu_plain, cpu_bare, 1.05)
+        t.ratio("CPU per request, rpm+tpm+budget", cpu_limited, cpu_bare, 1.10)
+        t.add("  limited / unlimited", f"{cpu_limited / cpu_plain:.3f}x", "target <= 1.15x")
+
+        # Throughput with a 50 ms upstream at 256 connections (ideal: 256 / 0.05 = 5120/s).
+        _, rb, rps_bare = cpu_per(bare_worker, ba, bare_req(bare_port, "bench-0-50"), 256)
+        _, rf, rps_fa = cpu_per(worker, fa, facade_req(port, "50ms", "sk-bench-limited"), 256)
+        t.ratio("RPS, 50 ms upstream, c=256", rps_fa, rps_bare, -0.90, unit=lambda x: f"{x:.0f}")
+
+        # Added latency at one connection: p50 and p99 over the upstream called directly.
         d1 = run_for(up, direct_req(up_port, "bench"), 1, 0, requests=1000)
-        f1 = run_for(fa, plain, 1, 0, requests=1000)
-        rows += [
-            ("latency @1 p50/p99, direct", p50_p99(d1.latencies)),
-            ("latency @1 p50/p99, facade", p50_p99(f1.latencies)),
-            ("added latency p50 / p99", added(f1.latencies, d1.latencies)),
-        ]
+        b1 = run_for(ba, bare_plain, 1, 0, requests=1000)
+        f1 = run_for(fa, limits, 1, 0, requests=1000)
+        for p in (50, 99):
+            direct = percentile(d1.latencies, p)
+            added_bare = percentile(b1.latencies, p) - direct
+            added_fa = percentile(f1.latencies, p) - direct
+            verdict = "ok" if p != 99 or added_fa <= added_bare + 0.001 else "MISSED"
+            t.add(
+                f"added latency @1 p{p}",
+                f"{ms(added_fa)} vs bare {ms(added_bare)}",
+                f"{verdict} (p99 <= bare + 1 ms)" if p == 99 else "",
+            )
 
-        # Flat out: what relaying one chunk costs.
-        stream_req = facade_req(port, "stream", "sk-bench-plain", stream=True)
-        fs, cpu, wall = measured(worker, lambda: run_for(fa, stream_req, 64, SECONDS))
-        rows += [
-            ("streams @64 flat out: chunks", f"{fs.chunks} in {fs.completed}, errors {fs.errors}"),
-            ("facade CPU per relayed chunk", f"{cpu / max(1, fs.chunks) * 1e6:.1f} us"),
-        ]
-        rows += responses_rows(fa, port, worker, cpu_plain)
-        # Paced like a model (100 chunks, 20 ms apart: 2 s streams, 50 tokens/s): what the
-        # facade adds before the first chunk, alone and among 64 concurrent streams.
-        for conc in (1, 64):
-            direct = direct_req(up_port, "bench-100-20", stream=True)
-            paced = facade_req(port, "paced", "sk-bench-plain", stream=True)
-            ds = run_for(up, direct, conc, SECONDS, stagger_s=2.0)
-            fp = run_for(fa, paced, conc, SECONDS, stagger_s=2.0)
-            d50, f50 = percentile(ds.first_chunk, 50), percentile(fp.first_chunk, 50)
-            rows += [
-                (f"paced @{conc}: first chunk p50 direct/facade", f"{ms(d50)} / {ms(f50)}"),
-                (f"paced @{conc}: first-chunk overhead p50", ms(f50 - d50)),
-            ]
+        # Flat out: what relaying one chunk costs (with the per-chunk envelope).
+        fs, cpu_fs, _ = measured(
+            worker,
+            lambda: run_for(fa, facade_req(port, "stream", "sk-bench-plain", True), 64, SECONDS),
+        )
+        bs, cpu_bs, _ = measured(
+            bare_worker, lambda: run_for(ba, bare_req(bare_port, "bench-50-0", True), 64, SECONDS)
+        )
+        per_fa, per_bare = cpu_fs / max(1, fs.chunks), cpu_bs / max(1, bs.chunks)
+        t.add(
+            "CPU per relayed chunk",
+            f"{per_fa * 1e6:.1f} us vs bare {per_bare * 1e6:.1f} us = {per_fa / per_bare:.2f}x",
+            f"{'ok' if per_fa <= 75e-6 else 'MISSED'} (<= 75 us)",
+        )
+        t.add("  stream errors (facade / bare)", f"{fs.errors} / {bs.errors}")
 
-        # 1000 streams held at once: 20 chunks 500 ms apart (10 s), opened over 4 s.
-        slow = hold_streams(fa, facade_req(port, "slow", "sk-bench-plain", stream=True), 1000, 4.0)
-        rows += [
-            ("1000 slow streams held", f"{slow.completed} completed, errors {slow.errors}"),
-            ("  p99 time to first chunk", ms(percentile(slow.first_chunk, 99))),
-            ("  facade worker peak RSS", f"{peak_rss_mb(worker):.0f} MB"),
-        ]
+        # First chunk among 64 paced streams (100 chunks 20 ms apart), arrivals staggered.
+        paced_fa = run_for(
+            fa, facade_req(port, "paced", "sk-bench-plain", True), 64, SECONDS, stagger_s=2.0
+        )
+        paced_ba = run_for(
+            ba, bare_req(bare_port, "bench-100-20", True), 64, SECONDS, stagger_s=2.0
+        )
+        t.add(
+            "first chunk p50 / p99, 64 streams",
+            f"{p50_p99(paced_fa.first_chunk)} vs bare {p50_p99(paced_ba.first_chunk)}",
+        )
+        for name, (raw, addr, pid) in {
+            "bare": (bare_req(bare_port, "bench-20-500", True), ba, bare_worker),
+            "facade": (facade_req(port, "slow", "sk-bench-plain", True), fa, worker),
+        }.items():
+            # 1000 streams held at once: 20 chunks 500 ms apart (10 s), opened over 4 s.
+            held = hold_streams(addr, raw, 1000, 4.0)
+            p99, rss = percentile(held.first_chunk, 99), peak_rss_mb(pid)
+            ok = name == "bare" or (held.completed == 1000 and p99 < 0.3 and rss < 130)
+            t.add(
+                f"1000 slow streams, {name}",
+                f"{held.completed} held, first chunk p99 {ms(p99)}, peak RSS {rss:.0f} MB",
+                "" if name == "bare" else f"{'ok' if ok else 'MISSED'} (p99 < 300 ms, < 130 MB)",
+            )
+        for name, figure in responses_rows(fa, port, worker, cpu_plain):
+            t.add(name, figure)
     finally:
-        facade.send_signal(signal.SIGTERM)
+        for proc in (facade, bare):
+            proc.send_signal(signal.SIGTERM)
         upstream.terminate()
-        facade.wait(30)
+        for proc in (facade, bare):
+            proc.wait(30)
         upstream.wait(5)
-    width = max(len(k) for k, _ in rows)
-    print(
-        f"\nFacade benchmark ({SECONDS:.0f} s per phase, 1 gevent worker,"
-        f" {os.cpu_count()} cores, store: {store_name})"
+    t.print(
+        f"Facade benchmark ({SECONDS:.0f} s per phase, 1 gevent worker each,"
+        f" {os.cpu_count()} cores, store: {store_name}); bare = Flask + gunicorn gevent + requests"
     )
-    for k, v in rows:
-        print(f"  {k.ljust(width)}  {v}")
+
+
+def p50_p99(values: list[float]) -> str:
+    return f"{ms(percentile(values, 50))} / {ms(percentile(values, 99))}"
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ def handle(sock, _addr) -> None:
             if b'"stream":true' in body or b'"stream": true' in body:
                 stream(sock, body)
             else:
+                match = SHAPE.search(body)  # bench-0-D: answer after D ms
+                if match and int(match.group(2)):
+                    gevent.sleep(int(match.group(2)) / 1000)
                 sock.sendall(JSON_HEAD % len(COMPLETION) + COMPLETION)
     except OSError:
         return
