@@ -10,7 +10,7 @@ from ..schemas.chat_request import ROUTE_SCHEMA
 from .blueprint import EnvelopeBlueprint, envelope_schema, error_responses
 from .context import authenticate, caller, gateway, refuse_when_draining, request_id
 from .hangup import HangupWatch
-from .relay import SSE_HEADERS, Relay
+from .relay import SSE_HEADERS, Presenter, Relay
 
 blp = EnvelopeBlueprint(
     "chat", __name__, url_prefix="/api/v1", description="Chat completions in the envelope."
@@ -39,7 +39,9 @@ OK_RESPONSE = {
 CHAT_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 429, 502, 503, 504)
 
 
-def run_chat(body: dict, stream_presenter, native: dict | None = None) -> Response | dict:  # noqa: ANN001
+def run_chat(
+    body: dict, stream_presenter: Presenter, native: dict | None = None
+) -> Response | dict:
     """Run the pipeline for the caller; shared by every route that chats (envelope, plain
     OpenAI, Anthropic Messages). `native` is the client's own vendor body (ChatCall.native)."""
     refuse_when_draining()

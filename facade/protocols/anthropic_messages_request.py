@@ -87,7 +87,7 @@ def thinking_enabled(body: dict) -> bool:
     return reasoning_effort(body.get("thinking")) is not None
 
 
-def tool_choice(choice: dict):  # noqa: ANN201 - a string or an object, as OpenAI has it
+def tool_choice(choice: dict) -> str | dict:  # a string or an object, as OpenAI has it
     kind = choice["type"]
     if kind == "tool":
         return {"type": "function", "function": {"name": choice["name"]}}

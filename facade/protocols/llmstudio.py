@@ -22,7 +22,7 @@ NOT_PARAMETERS = {
 }
 
 
-def context(chat_input) -> list[dict]:  # noqa: ANN001 - a string or a list of messages
+def context(chat_input: str | list) -> list[dict]:  # a string or a list of messages
     if isinstance(chat_input, str):
         return [{"role": "user", "content": chat_input}]
     return chat_input
