@@ -31,6 +31,9 @@ from bench.procs import (  # noqa: E402 - after the monkey patch above
 )
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+# Keys as long as a real deployment needs (a config key under 20 characters stops start-up).
+PLAIN_KEY = "sk-bench-plain-0123456789ab"
+LIMITED_KEY = "sk-bench-limited-0123456789ab"
 PROMPT = "Say hello in one short sentence, please."
 
 
@@ -51,10 +54,10 @@ def config(upstream_port: int) -> dict:
         ],
         "keys": [
             # 1000 streams at once: above the default max_parallel of 500 per key
-            {"name": "plain", "key": "sk-bench-plain", "models": ["*"], "max_parallel": 2000},
+            {"name": "plain", "key": PLAIN_KEY, "models": ["*"], "max_parallel": 2000},
             {
                 "name": "limited",
-                "key": "sk-bench-limited",
+                "key": LIMITED_KEY,
                 "models": ["*"],
                 "rpm": 10_000_000,
                 "tpm": 1_000_000_000,
@@ -98,7 +101,7 @@ def responses_req(port: int, model: str, stream: bool = False, store: bool = Tru
         f"127.0.0.1:{port}",
         "/api/v1/responses",
         json.dumps(payload, separators=(",", ":")).encode(),
-        {"Authorization": "Bearer sk-bench-plain", "Content-Type": "application/json"},
+        {"Authorization": f"Bearer {PLAIN_KEY}", "Content-Type": "application/json"},
     )
 
 
@@ -222,8 +225,8 @@ def run(store_env: dict, store_name: str) -> None:
     up, fa, ba = ("127.0.0.1", up_port), ("127.0.0.1", port), ("127.0.0.1", bare_port)
     t = Table()
     try:
-        plain = facade_req(port, "bench", "sk-bench-plain")
-        limits = facade_req(port, "bench", "sk-bench-limited")
+        plain = facade_req(port, "bench", PLAIN_KEY)
+        limits = facade_req(port, "bench", LIMITED_KEY)
         bare_plain = bare_req(bare_port, "bench")
         for addr, raw in ((fa, plain), (fa, limits), (ba, bare_plain)):  # warm pools, caches
             run_for(addr, raw, 8, 0, requests=50)
@@ -242,7 +245,7 @@ def run(store_env: dict, store_name: str) -> None:
 
         # Throughput with a 50 ms upstream at 256 connections (ideal: 256 / 0.05 = 5120/s).
         _, rb, rps_bare = cpu_per(bare_worker, ba, bare_req(bare_port, "bench-0-50"), 256)
-        _, rf, rps_fa = cpu_per(worker, fa, facade_req(port, "50ms", "sk-bench-limited"), 256)
+        _, rf, rps_fa = cpu_per(worker, fa, facade_req(port, "50ms", LIMITED_KEY), 256)
         t.ratio("RPS, 50 ms upstream, c=256", rps_fa, rps_bare, -0.90, unit=lambda x: f"{x:.0f}")
 
         # Added latency at one connection: p50 and p99 over the upstream called directly.
@@ -263,7 +266,7 @@ def run(store_env: dict, store_name: str) -> None:
         # Flat out: what relaying one chunk costs (with the per-chunk envelope).
         fs, cpu_fs, _ = measured(
             worker,
-            lambda: run_for(fa, facade_req(port, "stream", "sk-bench-plain", True), 64, SECONDS),
+            lambda: run_for(fa, facade_req(port, "stream", PLAIN_KEY, True), 64, SECONDS),
         )
         bs, cpu_bs, _ = measured(
             bare_worker, lambda: run_for(ba, bare_req(bare_port, "bench-50-0", True), 64, SECONDS)
@@ -278,7 +281,7 @@ def run(store_env: dict, store_name: str) -> None:
 
         # First chunk among 64 paced streams (100 chunks 20 ms apart), arrivals staggered.
         paced_fa = run_for(
-            fa, facade_req(port, "paced", "sk-bench-plain", True), 64, SECONDS, stagger_s=2.0
+            fa, facade_req(port, "paced", PLAIN_KEY, True), 64, SECONDS, stagger_s=2.0
         )
         paced_ba = run_for(
             ba, bare_req(bare_port, "bench-100-20", True), 64, SECONDS, stagger_s=2.0
@@ -289,7 +292,7 @@ def run(store_env: dict, store_name: str) -> None:
         )
         for name, (raw, addr, pid) in {
             "bare": (bare_req(bare_port, "bench-20-500", True), ba, bare_worker),
-            "facade": (facade_req(port, "slow", "sk-bench-plain", True), fa, worker),
+            "facade": (facade_req(port, "slow", PLAIN_KEY, True), fa, worker),
         }.items():
             # 1000 streams held at once: 20 chunks 500 ms apart (10 s), opened over 4 s.
             held = hold_streams(addr, raw, 1000, 4.0)

@@ -108,9 +108,11 @@ def build_app(
 
     app.cli.add_command(keys_cli)
 
+    from .api.headers import register_security_headers
     from .api.lifecycle import register_lifecycle
 
     register_lifecycle(app)
+    register_security_headers(app)
     drain = Drain(gateway)
     app.extensions["facade_drain"] = drain
     app.facade_drain = drain.begin  # gunicorn.conf.py calls it on the worker's SIGTERM

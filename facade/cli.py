@@ -15,6 +15,7 @@ from . import jsonutil, key_admin
 from .config import BUDGET_PERIODS
 from .errors import FacadeError
 from .schemas.admin_bodies import KeyCreateSchema, KeyUpdateSchema
+from .schemas.fields import escape_unprintable
 from .settings import describe_store
 from .validation import flatten_errors
 
@@ -93,7 +94,13 @@ def _fields(given: dict, schema) -> dict:
         return schema.load(raw)
     except ValidationError as err:
         param, message = flatten_errors(err.messages)[0]
-        raise click.UsageError(f"{param}: {message}") from None
+        raise click.UsageError(escape_unprintable(f"{param}: {message}")) from None
+
+
+def _echo(text: str, err: bool = False) -> None:
+    """Print a line with every control character escaped: a key name or label is never
+    written raw to a terminal (an escape sequence would run, a newline would forge a line)."""
+    click.echo(escape_unprintable(text), err=err)
 
 
 def _gateway():
@@ -104,7 +111,7 @@ def _run(action):
     try:
         return action()
     except FacadeError as err:
-        raise click.ClickException(err.message) from None
+        raise click.ClickException(escape_unprintable(err.message)) from None
 
 
 def usd(amount: float) -> str:
@@ -143,8 +150,8 @@ def create(**given) -> None:
     """Create a key and print its plaintext (shown this once)."""
     fields = _fields(given, KeyCreateSchema())
     view, plaintext = _run(lambda: key_admin.create_key(_gateway(), fields))
-    click.echo(_show(view))
-    click.echo(f"key (shown once, store it now): {plaintext}")
+    _echo(_show(view))
+    _echo(f"key (shown once, store it now): {plaintext}")
 
 
 @keys_cli.command("list")
@@ -153,12 +160,12 @@ def create(**given) -> None:
 def list_(include_revoked: bool, as_json: bool) -> None:
     """List keys from the config file and the store, with their spend this period."""
     where = f"store: {describe_store(_gateway().settings.database_url)}"
-    click.echo(where, err=as_json)  # --json keeps stdout to one JSON object a line
+    _echo(where, err=as_json)  # --json keeps stdout to one JSON object a line
     for view in _run(lambda: key_admin.list_keys(_gateway(), include_revoked)):
         if as_json:
-            click.echo(jsonutil.dumps(view).decode())
+            _echo(jsonutil.dumps(view).decode())
         else:
-            click.echo(_show(view))
+            _echo(_show(view))
 
 
 @keys_cli.command("update")
@@ -167,7 +174,7 @@ def list_(include_revoked: bool, as_json: bool) -> None:
 def update(key_id: str, **given) -> None:
     """Change a key's fields; 'none' clears rpm, tpm, max-parallel, budget or expiry."""
     changes = _fields(given, KeyUpdateSchema())
-    click.echo(_show(_run(lambda: key_admin.update_key(_gateway(), key_id, changes))))
+    _echo(_show(_run(lambda: key_admin.update_key(_gateway(), key_id, changes))))
 
 
 @keys_cli.command("revoke")
@@ -175,7 +182,7 @@ def update(key_id: str, **given) -> None:
 def revoke(key_id: str) -> None:
     """Revoke a key: refused at once everywhere."""
     view = _run(lambda: key_admin.revoke_key(_gateway(), key_id))
-    click.echo(f"revoked {view['id']} ({view['name']})")
+    _echo(f"revoked {view['id']} ({view['name']})")
 
 
 @keys_cli.command("rotate")
@@ -183,5 +190,5 @@ def revoke(key_id: str) -> None:
 def rotate(key_id: str) -> None:
     """Give a key a new plaintext (printed once); the old one stops working."""
     view, plaintext = _run(lambda: key_admin.rotate_key(_gateway(), key_id))
-    click.echo(_show(view))
-    click.echo(f"new key (shown once, store it now): {plaintext}")
+    _echo(_show(view))
+    _echo(f"new key (shown once, store it now): {plaintext}")

@@ -17,6 +17,7 @@ import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from .schemas.chat_request import CHAT_FIELDS
+from .schemas.fields import printable
 from .settings import Settings
 from .validation import flatten_errors
 
@@ -107,7 +108,7 @@ class AutoSchema(_Strict):
 
 
 class KeySchema(_Strict):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=128), printable])
     key = fields.String(required=True, validate=validate.Length(min=4, max=256))
     models = fields.List(fields.String(), load_default=list)
     rpm = fields.Integer(load_default=None, validate=validate.Range(min=1))
@@ -348,9 +349,34 @@ def load_config(settings: Settings | None = None, *, announce: bool = False) -> 
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     config = parse_config(raw, source=str(path))
+    # The demo's own keys are short on purpose; a copy of it (`check-config demo.yaml`) is
+    # still the demo.
+    if not (config.is_demo or text == DEMO_CONFIG.read_text(encoding="utf-8")):
+        check_secrets(config, settings)
     if announce and config.is_demo:
         warn_demo()
     return config
+
+
+# The access log and key views keep a key's first 8 characters: a short key would be there
+# whole, and a short one is guessable. Generated keys are far longer.
+MIN_KEY_CHARS = 20
+MIN_ADMIN_KEY_CHARS = 32
+
+
+def check_secrets(config: Config, settings: Settings) -> None:
+    """Refuse short secrets (outside the demo config): one message naming every one of them,
+    never their text."""
+    weak = []
+    if settings.admin_key is not None and len(settings.admin_key) < MIN_ADMIN_KEY_CHARS:
+        weak.append(f"FACADE_ADMIN_KEY (at least {MIN_ADMIN_KEY_CHARS} characters)")
+    for i, key in enumerate(config.keys):
+        if len(key.key) < MIN_KEY_CHARS:
+            weak.append(f"keys[{i}].key of '{key.name}' (at least {MIN_KEY_CHARS} characters)")
+    if weak:
+        raise ConfigError(
+            "secrets too short: " + "; ".join(weak) + ". Generate one with `openssl rand -hex 24`."
+        )
 
 
 def warn_demo() -> None:

@@ -164,6 +164,8 @@ class Settings:
     database_url: str = _setting("FACADE_DATABASE_URL", _database_url, default_database_url())
     redis_url: str | None = _setting("FACADE_REDIS_URL", _redis_url, None)
     admin_key: str | None = _setting("FACADE_ADMIN_KEY", _optional, None)
+    # Set: GET /metrics needs `Authorization: Bearer <it>`.
+    metrics_token: str | None = _setting("FACADE_METRICS_TOKEN", _optional, None)
     log_level: str = _setting("FACADE_LOG_LEVEL", _log_level, "INFO")
     log_prompts: bool = _setting("FACADE_LOG_PROMPTS", _bool, False)
     # -- gunicorn (read by facade/gunicorn_conf.py in the master) ---------------------------

@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_SECRET = "sk-upstream-SECRET-7f3a9c"
-TEAM_KEY = "sk-team-SECRET-4b1d"
+TEAM_KEY = "sk-team-SECRET-4b1d-7e2a9c"
 OTHER_KEY = "sk-other-SECRET-9e2c"
 
 
@@ -196,7 +196,7 @@ def wait_ready(server: Server, timeout: float = 30) -> None:
 # -- the store's real servers: PostgreSQL and Redis (tests fail, never skip, without them) ----
 PG_TEST_URL = os.environ.get("FACADE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("FACADE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ADMIN_KEY = "adm-SECRET-5c8e1f"
+ADMIN_KEY = "adm-SECRET-5c8e1f-0a9b8c7d6e5f4a3b2c1d"
 
 
 def _pg_admin():

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from marshmallow import RAISE
 
 from .. import key_admin
 from ..envelope import ok_bytes
-from ..errors import AuthenticationError, NotFoundError
+from ..errors import AuthenticationError, NotFoundError, RateLimitError
 from ..keys import bearer_token, constant_time_equal
 from ..schemas.admin_bodies import (
     KeyCreatedSchema,
@@ -27,8 +27,10 @@ from ..schemas.admin_bodies import (
     UsageQuerySchema,
     UsageReportSchema,
 )
+from ..telemetry import observe
 from .blueprint import BodyParser, EnvelopeBlueprint, error_responses
 from .context import gateway
+from .throttle import FailureThrottle
 
 
 class AdminParser(BodyParser):
@@ -51,7 +53,19 @@ blp = AdminBlueprint(
     url_prefix="/api/v1/admin",
     description="Keys and usage reports; FACADE_ADMIN_KEY only (404 when it is unset).",
 )
-ERRORS = error_responses(400, 401, 404)
+ERRORS = error_responses(400, 401, 404, 429)
+
+
+# Failed admin authentications an instance lets through a second (then 429), in all.
+ADMIN_FAILURES_PER_S = 10.0
+
+
+def _throttle() -> FailureThrottle:
+    throttle = current_app.extensions.get("facade_admin_throttle")
+    if throttle is None:
+        share = max(ADMIN_FAILURES_PER_S / gateway().settings.workers, 1.0)
+        throttle = current_app.extensions["facade_admin_throttle"] = FailureThrottle(share, share)
+    return throttle
 
 
 @blp.before_request
@@ -59,9 +73,21 @@ def require_admin() -> None:
     expected = gateway().settings.admin_key
     if not expected:
         raise NotFoundError("no such endpoint")
-    token = bearer_token(request.headers.get("Authorization"))
-    if not constant_time_equal(token, expected):
-        raise AuthenticationError("invalid admin key: this API needs FACADE_ADMIN_KEY")
+    throttle = _throttle()
+    wait = throttle.wait_s()
+    if wait:
+        observe.admin_auth_failed(throttled=True)
+        raise RateLimitError(
+            "too many failed admin authentications; retry in a moment", retry_after_s=wait
+        )
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+        if not constant_time_equal(token, expected):
+            raise AuthenticationError("invalid admin key: this API needs FACADE_ADMIN_KEY")
+    except AuthenticationError:
+        throttle.failed()
+        observe.admin_auth_failed()
+        raise
 
 
 def _with_plaintext(data: dict, status: int) -> Response:

@@ -61,6 +61,8 @@ def read_body(req: Any) -> bytes:
             got += len(piece)
             take_turn()
         raw = b"".join(pieces)
+    if length and not raw:  # a hook read it first (LLMstudio's api_key): werkzeug keeps it
+        raw = req.get_data(cache=True)
     if length is None and len(raw) > limit:
         raise RequestTooLargeError(
             f"the request body is larger than this gateway accepts ({limit} bytes)"

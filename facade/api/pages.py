@@ -3,9 +3,9 @@
 Nothing here loads from another origin: Swagger UI's files come from the installed
 `flask-swagger-ui` package (used in place, never copied into this repository), and the
 dashboard's script and style from `facade/static/`. Every page is sent with a
-Content-Security-Policy that allows only this origin, and no inline script or style, so each
-page's own code is a file of its own (`docs.js`, `dashboard.js`). Pages are not API
-operations: they stay out of the OpenAPI spec.
+Content-Security-Policy that allows only this origin (api/headers.py), and no inline script
+or style, so each page's own code is a file of its own (`docs.js`, `dashboard.js`). Pages
+are not API operations: they stay out of the OpenAPI spec.
 """
 
 from __future__ import annotations
@@ -18,18 +18,6 @@ from flask import Blueprint, Response, abort, render_template, request, send_fro
 
 blp = Blueprint("pages", __name__)
 
-# What a page may load: its own origin, nothing inline, no frames around it. `data:` images
-# are the icons inside Swagger UI's stylesheet: part of the page, no other origin reached.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 SWAGGER_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
 
 
@@ -43,8 +31,9 @@ def swagger_dist() -> Path:
 
 
 def page(html: str) -> Response:
+    # Its Content-Security-Policy and X-Frame-Options come from api/headers.py, as every
+    # HTML answer's do.
     resp = Response(html, mimetype="text/html")
-    resp.headers.update(PAGE_HEADERS)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -80,9 +69,7 @@ def docs() -> Response:
 def swagger_asset(name: str) -> Response:
     if name not in SWAGGER_FILES:
         abort(404)
-    resp = send_from_directory(swagger_dist(), name, max_age=86400)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    return resp
+    return send_from_directory(swagger_dist(), name, max_age=86400)
 
 
 @blp.route("/dashboard", methods=["GET"])

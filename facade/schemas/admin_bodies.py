@@ -14,7 +14,14 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from .. import jsonutil
 from ..config import BUDGET_PERIODS
-from .fields import StrictInteger, StrictNumber, StrictString, one_of
+from .fields import (
+    StrictInteger,
+    StrictNumber,
+    StrictString,
+    one_of,
+    printable,
+    printable_json,
+)
 
 MAX_METADATA_BYTES = 4096
 
@@ -54,7 +61,7 @@ class IsoDateTime(fields.AwareDateTime):
 class KeyUpdateSchema(_Strict):
     """Fields to change; `null` clears rpm, tpm, max_parallel, budget_usd and expires_at."""
 
-    name = StrictString(validate=validate.Length(min=1, max=128))
+    name = StrictString(validate=[validate.Length(min=1, max=128), printable])
     models = fields.List(
         StrictString(validate=validate.Length(min=1, max=128)),
         metadata={"description": 'Models the key may use; "*" for all; none: no model.'},
@@ -76,15 +83,15 @@ class KeyUpdateSchema(_Strict):
     )
     metadata = fields.Dict(
         keys=StrictString(validate=validate.Length(min=1, max=64)),
-        validate=_small_json,
-        metadata={"description": "Free-form labels, e.g. team and owner."},
+        validate=[_small_json, printable_json],
+        metadata={"description": "Free-form labels, e.g. team and owner (printable text)."},
     )
 
 
 class KeyCreateSchema(KeyUpdateSchema):
     """A new key: only `name` is required; no `models` means no model (default deny)."""
 
-    name = StrictString(required=True, validate=validate.Length(min=1, max=128))
+    name = StrictString(required=True, validate=[validate.Length(min=1, max=128), printable])
 
     @post_load
     def _defaults(self, data: dict, **_: Any) -> dict:

@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
+
+# What makes text unprintable: C0 and C1 controls (ESC starts a terminal escape, a newline
+# forges a log or CLI line), the line and paragraph separators, and the bidi overrides
+# that make text read differently from what it holds.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+NOT_PRINTABLE = "Must be printable text (no control characters)."
+
+
+def printable(value: str) -> None:
+    """A marshmallow validator: no control characters in `value`."""
+    if UNPRINTABLE.search(value):
+        raise ValidationError(NOT_PRINTABLE)
+
+
+def printable_json(value: Any) -> None:
+    """A marshmallow validator: every string in `value` (keys and values, at any depth) is
+    printable text."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            printable(node)
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def escape_unprintable(text: str) -> str:
+    """`text` with each unprintable character written as a `\\uXXXX` escape (valid in JSON too)."""
+    return UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class StrictBoolean(fields.Boolean):

@@ -65,6 +65,11 @@ REJECTIONS = Counter(
     "Requests refused by a key's limits, by reason (rate_limit_exceeded, budget_exceeded).",
     ["reason"],
 )
+ADMIN_AUTH_FAILURES = Counter(
+    "facade_admin_auth_failures",
+    "Admin API requests refused for a missing or wrong admin key (401), or throttled (429).",
+    ["outcome"],
+)
 IN_FLIGHT = Gauge(
     "facade_requests_in_flight",
     "Requests being answered now, streams included.",
@@ -95,6 +100,10 @@ def _child(metric, *values: str):
 def start(outcome: Outcome) -> None:
     IN_FLIGHT.inc()
     outcome.started = time.perf_counter()
+
+
+def admin_auth_failed(throttled: bool = False) -> None:
+    _child(ADMIN_AUTH_FAILURES, "throttled" if throttled else "refused").inc()
 
 
 def dependency_up(name: str, up: bool) -> None:

@@ -11,6 +11,7 @@ import pytest
 import requests
 import yaml
 
+from facade.keys import hash_key
 from tests.support import ROOT, TEAM_KEY, base_config, chat_body, start_gunicorn, upstream_env
 
 
@@ -88,7 +89,8 @@ def test_bad_values_are_refused_naming_the_field(cli):
     assert "budget_usd" in cli("create", "--name", "x", "--budget-usd", "-1", ok=False).stderr
     assert "models[0]" in cli("create", "--name", "x", "--models", "ghost", ok=False).stderr
     assert "expires_at" in cli("create", "--name", "x", "--expires-at", "soon", ok=False).stderr
-    assert "read-only" in cli("revoke", "cfg-24c81b2f9d8b", ok=False).stderr
+    team_id = f"cfg-{hash_key(TEAM_KEY)[:12]}"
+    assert "read-only" in cli("revoke", team_id, ok=False).stderr
     assert "no API key" in cli("rotate", "key-0000000000000000", ok=False).stderr
 
 

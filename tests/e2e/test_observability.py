@@ -37,7 +37,7 @@ PLAIN_CHAT = "/v1/chat/completions"
 
 # Recognisable values that must never reach a log line or a metric.
 MARK = "PROMPT-MARKER-5f1e0c"  # inside prompts and bodies
-ADMIN_KEY = "adm-ADMIN-SECRET-62f0a1"
+ADMIN_KEY = "adm-ADMIN-SECRET-62f0a1-9d8c7b6a5f4e3d"
 DEAD_KEY = "sk-dead-SECRET-0c55d2"  # the key of a provider nobody listens for
 GEMINI_KEY = "gm-GEMINI-SECRET-a9b3e7"
 CALLER_SECRET = "sk-live-CALLER-SECRET-31337"  # a caller's wrong, real-looking key

@@ -12,7 +12,14 @@ import time
 
 import requests
 
-from tests.support import base_config, chat_body, pg_database, start_gunicorn, wait_ready
+from tests.support import (
+    TEAM_KEY,
+    base_config,
+    chat_body,
+    pg_database,
+    start_gunicorn,
+    wait_ready,
+)
 
 ROUNDS = 20
 PROCESSES = 4
@@ -68,7 +75,7 @@ def test_gunicorn_with_four_workers_on_a_fresh_sqlite_file(tmp_path, fake_upstre
             resp = requests.post(
                 f"{server.url}/v1/chat/completions",
                 json=chat_body("hi"),
-                headers={"Authorization": "Bearer sk-team-SECRET-4b1d"},
+                headers={"Authorization": f"Bearer {TEAM_KEY}"},
                 timeout=10,
             )
             assert resp.status_code == 200, resp.text
@@ -95,7 +102,7 @@ def test_two_instances_start_at_once_on_a_fresh_postgresql_database(tmp_path, fa
                 resp = requests.post(
                     f"{server.url}/v1/chat/completions",
                     json=chat_body("hi"),
-                    headers={"Authorization": "Bearer sk-team-SECRET-4b1d"},
+                    headers={"Authorization": f"Bearer {TEAM_KEY}"},
                     timeout=10,
                 )
                 assert resp.status_code == 200, resp.text
