@@ -111,6 +111,13 @@ def bound_config(fake_url: str) -> dict:
             "context_window": 1_000_000,
         }
     )
+    config["models"].append(
+        {
+            "name": "dear-embed",
+            "targets": [{"provider": "fake", "model": "emb+bill4"}],
+            "input_cost_per_1m": PRICE,
+        }
+    )
     config["limits"]["max_body_bytes"] = 2_000_000
     config["providers"][0]["timeout_s"] = {"connect": 5, "read": 60}
     return config
@@ -162,7 +169,7 @@ def usage_row(url: str, key_id: str, requests_: int) -> dict:
         time.sleep(0.1)
 
 
-def burst(urls: str | list[str], key: str, body: dict) -> list[requests.Response]:
+def burst(urls: str | list[str], key: str, body: dict, path: str = CHAT) -> list[requests.Response]:
     """CONCURRENT requests at once, spread over the instances given."""
     urls = [urls] if isinstance(urls, str) else urls
     data = json.dumps(body).encode()
@@ -171,7 +178,7 @@ def burst(urls: str | list[str], key: str, body: dict) -> list[requests.Response
     def post(i: int) -> requests.Response:
         with http() as s:
             url = urls[i % len(urls)]
-            return s.post(f"{url}{CHAT}", data=data, headers=headers, timeout=120)
+            return s.post(f"{url}{path}", data=data, headers=headers, timeout=120)
 
     with ThreadPoolExecutor(CONCURRENT) as pool:
         return list(pool.map(post, range(CONCURRENT)))
@@ -225,6 +232,24 @@ def test_settled_tokens_never_pass_tpm(server, shape, capsys):
     assert used <= tpm
     with capsys.disabled():
         print(f"\n[tpm] {shape}: tpm {tpm}, served {len(served)}/{CONCURRENT}, used {used}")
+
+
+def test_embeddings_spend_never_passes_a_total_budget(server, capsys):
+    texts = [f"passage {i}: " + "words to embed in a vector, " * 14 for i in range(2000)]
+    body = {"model": "dear-embed", "input": texts}
+    size = len(json.dumps(body, separators=(",", ":")).encode())
+    budget = round(3.5 * math.ceil(size / 4) * PRICE / 1e6, 2)
+    key = create_key(server.url, budget_usd=budget, budget_period="total")
+    answers = burst(server.url, key["key"], body, "/api/v1/embeddings")
+    served = [r for r in answers if r.status_code == 200]
+    assert served and {r.status_code for r in answers} <= {200, 429}
+    view = settled_view(server.url, key["id"])
+    assert view["reserved_usd"] == 0 and view["spend_usd"] <= budget
+    with capsys.disabled():
+        print(
+            f"\n[bound] embeddings ({size} bytes): budget ${budget:.2f}, served "
+            f"{len(served)}/{CONCURRENT}, settled ${view['spend_usd']:.2f}"
+        )
 
 
 def test_two_instances_on_postgresql_and_redis_never_pass_a_budget(fake_upstream, tmp_path):

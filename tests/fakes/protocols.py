@@ -232,6 +232,7 @@ def openai_embeddings(fake: FakeUpstream, record: dict, start_response):
     if early is not None:
         return early
     tokens = count_prompt_words([str(i) for i in inputs])
+    tokens = plan.billed(record, None, 1, (tokens, 0))[0]  # bill4: the body's size
     data = [
         {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
         for i in range(len(inputs))
