@@ -68,7 +68,9 @@ def _admin(url: str, method: str, path: str, **kw) -> dict:
 @pytest.fixture(scope="module")
 def seeded(server):
     """Keys with budgets near and far from their limit, and traffic on three models."""
-    near = _admin(server.url, "POST", "/keys", json=_key("search-team", 0.0004))
+    # Six requests in a row each hold the admission bound (~100 tokens at gpt-test's prices)
+    # until the batched settlement: the budget covers six holds, and is still the nearest.
+    near = _admin(server.url, "POST", "/keys", json=_key("search-team", 0.0008))
     far = _admin(server.url, "POST", "/keys", json=_key("support-bot", 5))
     for _ in range(6):
         assert _post(server.url, near["key"], chat_body("hi", max_tokens=20)).status_code == 200
