@@ -259,8 +259,9 @@ LIMITED_KEY = "sk-limited-SECRET-0a1b2c3d"
 
 
 def anthropic_config(fake_url: str) -> dict:
-    """`base_config` plus an Anthropic-kind provider on the fake (`claude-test`), a model that
-    falls back from it to the OpenAI-compatible one, and a key allowed one request a minute."""
+    """`base_config` plus Anthropic-, Gemini- and Azure-kind providers on the fake
+    (`claude-test`, `gemini-test`, `azure-test`), a model that falls back from Anthropic to
+    the OpenAI-compatible one, and a key allowed one request a minute."""
     config = base_config(fake_url)
     config["providers"].append(
         {
@@ -271,7 +272,13 @@ def anthropic_config(fake_url: str) -> dict:
             "timeout_s": {"connect": 2, "read": 3},
         }
     )
+    config["providers"] += [
+        {"name": "google", "kind": "gemini", "base_url": f"{fake_url}/v1beta", "api_key": "g"},
+        {"name": "azure", "kind": "azure", "base_url": fake_url, "api_key": "z"},
+    ]
     config["models"] += [
+        {"name": "gemini-test", "targets": [{"provider": "google", "model": "gemini-up"}]},
+        {"name": "azure-test", "targets": [{"provider": "azure", "model": "azure-up"}]},
         {
             "name": "claude-test",
             "targets": [{"provider": "claude", "model": "claude-up"}],

@@ -170,7 +170,7 @@ def test_session_id_is_on_the_usage_row(app, client):
 def test_lists_what_the_key_may_use(client):
     providers = client.get("/api/engine/providers", headers=BEARER)
     assert providers.status_code == 200
-    assert providers.get_json() == ["fake", "sim", "claude"]
+    assert providers.get_json() == ["fake", "sim", "claude", "google", "azure"]
     models = client.get("/api/engine/models", headers=BEARER).get_json()
     assert models["fake"] == {
         "name": "fake",

@@ -76,6 +76,21 @@ def test_create(client, fake, model):
     assert fake.requests(f"create-{model}")
 
 
+@pytest.mark.parametrize("model", ["gemini-test", "azure-test", "sim-model"])
+def test_every_other_kind_of_provider(client, model):
+    message = client.messages.create(
+        model=model, max_tokens=64, system="Be brief.", messages=user("hi [[fake tokens=3]]")
+    )
+    assert message.content[0].text and message.stop_reason in ("end_turn", "max_tokens")
+    assert message.usage.output_tokens > 0 and message.model == model
+    with client.messages.stream(
+        model=model, max_tokens=64, messages=user("stream [[fake tokens=3]]")
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text and final.content[0].text == text and final.usage.output_tokens > 0
+
+
 @pytest.mark.parametrize("model", TARGETS)
 def test_max_tokens_is_the_cap(client, model):
     message = client.messages.create(model=model, max_tokens=2, messages=user("[[fake tokens=9]]"))
@@ -147,7 +162,7 @@ def test_raw_stream_events_in_order(client, model):
     assert kinds.count("content_block_start") == kinds.count("content_block_stop") == 1
 
 
-@pytest.mark.parametrize("model", TARGETS)
+@pytest.mark.parametrize("model", [*TARGETS, "gemini-test"])
 def test_tool_round_trip(client, fake, model):
     first = client.messages.create(
         model=model,
@@ -175,11 +190,13 @@ def test_tool_round_trip(client, fake, model):
     )
     assert second.stop_reason == "end_turn" and second.content[0].type == "text"
     (seen,) = fake.requests(f"tool-{model}")
-    sent = seen["body"]["messages"]
     if model == "claude-test":
-        assert sent[2]["content"][0]["tool_use_id"] == call.id
-    else:
-        assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+        assert seen["body"]["messages"][2]["content"][0]["tool_use_id"] == call.id
+    elif model == "gpt-test":
+        assert seen["body"]["messages"][2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+    else:  # Gemini's functionResponse answers the call by name
+        contents = seen["body"]["contents"]
+        assert contents[-1]["parts"][0]["functionResponse"]["name"] == "get_weather"
 
 
 @pytest.mark.parametrize("model", TARGETS)

@@ -95,7 +95,7 @@ def test_stream(server, http, provider, model):
 def test_lists(server, http):
     headers = {"Authorization": f"Bearer {TEAM_KEY}"}
     providers = http.get(f"{server.url}/api/engine/providers", headers=headers, timeout=5).json()
-    assert set(providers) == {"fake", "sim", "claude"}
+    assert set(providers) == {"fake", "sim", "claude", "google", "azure"}
     models = http.get(f"{server.url}/api/engine/models", headers=headers, timeout=5).json()
     assert models["claude"] == {"name": "claude", "models": ["claude-test", "claude-then-gpt"]}
     assert "gpt-test" in models["fake"]["models"]
