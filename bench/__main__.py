@@ -127,6 +127,42 @@ def responses_rows(fa, port: int, worker: int, cpu_chat: float) -> list[tuple[st
     return rows
 
 
+def messages_req(port: int, model: str, stream: bool = False) -> bytes:
+    payload = {
+        "model": model,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+    if stream:
+        payload["stream"] = True
+    return build_request(
+        f"127.0.0.1:{port}",
+        "/v1/messages",
+        json.dumps(payload, separators=(",", ":")).encode(),
+        {"x-api-key": PLAIN_KEY, "Content-Type": "application/json"},
+    )
+
+
+def messages_rows(fa, port: int, worker: int, cpu_chat: float) -> list[tuple[str, str]]:
+    """The Anthropic Messages API on the chat pipeline (translated to the OpenAI-compatible
+    upstream): CPU per request, and per streamed event."""
+    res, cpu, _ = measured(worker, lambda: run_for(fa, messages_req(port, "bench"), 64, SECONDS))
+    per = cpu / max(1, res.completed)
+    rows = [
+        (
+            "messages CPU per request",
+            f"{ms(per)} ({per / cpu_chat:.2f}x of chat), errors {res.errors}",
+        )
+    ]
+    raw = messages_req(port, "stream", stream=True)
+    ms_, cpu, _ = measured(worker, lambda: run_for(fa, raw, 64, SECONDS))
+    rows += [
+        ("messages streams @64: events", f"{ms_.chunks} in {ms_.completed}, errors {ms_.errors}"),
+        ("facade CPU per streamed Messages event", f"{cpu / max(1, ms_.chunks) * 1e6:.1f} us"),
+    ]
+    return rows
+
+
 def measured(worker: int, fn) -> tuple[Result, float, float]:
     cpu0, t0 = cpu_seconds(worker), time.perf_counter()
     result = fn()
@@ -304,6 +340,8 @@ def run(store_env: dict, store_name: str) -> None:
                 "" if name == "bare" else f"{'ok' if ok else 'MISSED'} (p99 < 300 ms, < 130 MB)",
             )
         for name, figure in responses_rows(fa, port, worker, cpu_plain):
+            t.add(name, figure)
+        for name, figure in messages_rows(fa, port, worker, cpu_plain):
             t.add(name, figure)
     finally:
         for proc in (facade, bare):
