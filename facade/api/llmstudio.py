@@ -21,6 +21,7 @@ from ..protocols.llmstudio import NOT_PARAMETERS, StreamLines, to_answer, to_cha
 from ..schemas.chat_request import ChatRequestSchema
 from ..schemas.llmstudio_request import LLMstudioChatSchema
 from ..validation import flatten_errors
+from .blueprint import read_body_once
 from .chat import run_chat
 from .context import caller, gateway, request_id
 from .errors import llmstudio_error_body
@@ -39,9 +40,9 @@ CHAT_SCHEMA = ChatRequestSchema()  # strict: a parameter that is no chat paramet
 def authenticate_llmstudio() -> None:
     """A before_request hook: Bearer as anywhere, else the JSON body's `api_key`."""
     authorization = request.headers.get("Authorization")
-    if authorization is None and request.method == "POST" and request.content_length:
+    if authorization is None and request.method == "POST":
         try:
-            body = jsonutil.loads(request.get_data(cache=True))
+            body = jsonutil.loads(read_body_once(request))
         except jsonutil.JSONDecodeError:
             body = None
         key = body.get("api_key") if isinstance(body, dict) else None

@@ -200,7 +200,11 @@ def test_tool_round_trip(client, fake, model):
     if model == "claude-test":
         assert seen["body"]["messages"][2]["content"][0]["tool_use_id"] == call.id
     elif model == "gpt-test":
-        assert seen["body"]["messages"][2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+        assert seen["body"]["messages"][2] == {
+            "role": "tool",
+            "tool_call_id": call.id,
+            "content": "sunny",
+        }
     else:  # Gemini's functionResponse answers the call by name
         contents = seen["body"]["contents"]
         assert contents[-1]["parts"][0]["functionResponse"]["name"] == "get_weather"
