@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench openapi clean chromium
+.PHONY: run test lint bench openapi screenshot clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or make PY=python3)"; exit 1; }
@@ -34,6 +34,10 @@ bench: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/flask --app wsgi openapi write --format=json openapi/openapi.json
+
+# Rewrites docs/dashboard.png, the README's picture of the dashboard (from the page test).
+screenshot: $(STAMP) chromium
+	FACADE_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_pages.py -k admin_api_numbers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var
