@@ -84,12 +84,35 @@ def _user_id(body: dict) -> str | None:
 
 def native_payload(call: ChatCall) -> dict:
     """A Messages request passed as the client sent it (validated, so no unknown field), with
-    the target's model id; nothing is translated, so nothing is lost."""
+    the target's model id; nothing is translated, so nothing is lost.
+
+    One exception: a `thinking` block with an empty signature was made by Facade from another
+    vendor's reasoning (an earlier turn answered by a fallback target); Claude refuses any
+    block it did not sign, so those are left out.
+    """
     payload = {**call.native, "model": call.upstream_model}
     payload.pop("stream", None)
     if call.stream:
         payload["stream"] = True
+    if any(_unsigned(m) for m in payload["messages"]):
+        payload["messages"] = [_without_unsigned(m) for m in payload["messages"]]
     return payload
+
+
+def _unsigned(message: dict) -> bool:
+    content = message["content"]
+    return (
+        message["role"] == "assistant"
+        and isinstance(content, list)
+        and any(b["type"] == "thinking" and not b["signature"] for b in content)
+    )
+
+
+def _without_unsigned(message: dict) -> dict:
+    if not _unsigned(message):
+        return message
+    kept = [b for b in message["content"] if b["type"] != "thinking" or b["signature"]]
+    return {**message, "content": kept}
 
 
 def count_tokens_payload(call: ChatCall) -> dict:

@@ -298,3 +298,17 @@ def test_count_tokens_for_an_openai_target_is_an_estimate(client, fake):
     assert fake.requests("count-1") == []
     resp = client.post(COUNT, json={**body, "max_tokens": 5}, headers=X_API_KEY)
     assert resp.status_code == 400  # count_tokens takes no output settings
+
+
+def test_http_errors_in_anthropic_shape(client):
+    big = ask("x" * 70000)  # over the config's 64 KiB limit
+    resp = client.post(URL, json=big, headers=X_API_KEY)
+    assert (resp.status_code, resp.get_json()["error"]["type"]) == (413, "request_too_large")
+    resp = client.post(URL, data="hi", headers={**X_API_KEY, "Content-Type": "text/plain"})
+    assert (resp.status_code, resp.get_json()["error"]["type"]) == (415, "invalid_request_error")
+    resp = client.post(
+        URL, data="{not json", headers={**X_API_KEY, "Content-Type": "application/json"}
+    )
+    assert (resp.status_code, resp.get_json()["error"]["type"]) == (400, "invalid_request_error")
+    resp = client.get(URL, headers=X_API_KEY)
+    assert resp.status_code == 405 and resp.get_json()["type"] == "error"

@@ -130,3 +130,25 @@ def test_every_native_event_rides_on_a_chunk():
     # without a native body, the same events make only the chat chunks
     plain = list(anthropic.translate_stream(sse, call(True, native=None)))
     assert all("native" not in c for c in plain) and len(plain) < len(chunks)
+
+
+def test_thinking_blocks_facade_made_are_left_out_of_a_native_pass():
+    """An earlier turn answered by another vendor has a thinking block without a signature:
+    Claude would refuse it. Signed blocks (Claude's own) pass untouched."""
+    signed = {"type": "thinking", "thinking": "mine", "signature": "SIG"}
+    unsigned = {"type": "thinking", "thinking": "theirs", "signature": ""}
+    text = {"type": "text", "text": "answer"}
+    native = {
+        **NATIVE,
+        "messages": [
+            {"role": "user", "content": "q1"},
+            {"role": "assistant", "content": [unsigned, text]},
+            {"role": "user", "content": "q2"},
+            {"role": "assistant", "content": [signed, text]},
+            {"role": "user", "content": "q3"},
+        ],
+    }
+    sent = anthropic.build_payload(call(False, native))["messages"]
+    assert sent[1]["content"] == [text]
+    assert sent[3]["content"] == [signed, text]
+    assert native["messages"][1]["content"] == [unsigned, text]  # the caller's body untouched
