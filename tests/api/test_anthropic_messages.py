@@ -20,9 +20,14 @@ PNG = (
 X_API_KEY = {"x-api-key": TEAM_KEY, "anthropic-version": "2023-06-01"}
 
 
+POOR_KEY = "sk-poor-SECRET-0123456789abcdef"
+
+
 @pytest.fixture
 def config_dict(fake):
-    return anthropic_config(fake.url)
+    config = anthropic_config(fake.url)
+    config["keys"].append({"name": "poor", "key": POOR_KEY, "models": ["*"], "budget_usd": 1e-9})
+    return config
 
 
 def ask(text: str = "hello there", model: str = "gpt-test", **fields) -> dict:
@@ -312,3 +317,12 @@ def test_http_errors_in_anthropic_shape(client):
     assert (resp.status_code, resp.get_json()["error"]["type"]) == (400, "invalid_request_error")
     resp = client.get(URL, headers=X_API_KEY)
     assert resp.status_code == 405 and resp.get_json()["type"] == "error"
+
+
+def test_budget_refusal_is_a_rate_limit_error(client, fake):
+    headers = {"x-api-key": POOR_KEY, "X-Request-ID": "poor-1"}
+    resp = client.post(URL, json=ask(model="claude-test"), headers=headers)
+    assert resp.status_code == 429
+    error = resp.get_json()["error"]
+    assert error["type"] == "rate_limit_error" and "budget" in error["message"]
+    assert fake.requests("poor-1") == []
