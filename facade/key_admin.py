@@ -119,10 +119,7 @@ def usage_report(
     model: str | None = None,
 ) -> dict:
     _keystore(gw)  # no store, no usage
-    date_to = date_to or datetime.now(UTC).date()
-    date_from = date_from or date_to - timedelta(days=REPORT_DAYS - 1)
-    if date_from > date_to:
-        raise InvalidRequestError("from: must not be after 'to'", param="from")
+    date_from, date_to = _report_range(date_from, date_to)
     names = {k.id: k.name for k in gw.keyring.all()}
     if gw.keystore is not None:
         names.update(gw.keystore.names())
