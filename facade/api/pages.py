@@ -16,6 +16,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, render_template, request, send_from_directory, url_for
 
+from ..errors import NotFoundError
+from .context import gateway
+
 blp = Blueprint("pages", __name__)
 
 SWAGGER_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
@@ -75,4 +78,6 @@ def swagger_asset(name: str) -> Response:
 @blp.route("/dashboard", methods=["GET"])
 def dashboard() -> Response:
     """The operators' page; it asks for the admin key and reads the admin API."""
+    if not gateway().settings.admin_key:  # like the admin API: absent without an admin key
+        raise NotFoundError("no such page: the dashboard needs FACADE_ADMIN_KEY")
     return page(render_template("dashboard.html", api=url_for("admin.list_keys")[: -len("/keys")]))
