@@ -73,17 +73,26 @@ def seeded(server):
     # until the batched settlement: the budget covers six holds, and is still the nearest.
     near = _admin(server.url, "POST", "/keys", json=_key("search-team", 0.0008))
     far = _admin(server.url, "POST", "/keys", json=_key("support-bot", 5))
-    for _ in range(6):
-        assert _post(server.url, near["key"], chat_body("hi", max_tokens=20)).status_code == 200
+    # Spend the first key up to its budget: requests until the budget refuses one.
+    served = 0
+    for _ in range(60):
+        resp = _post(server.url, near["key"], chat_body("hi", max_tokens=20))
+        if resp.status_code == 429:
+            assert "budget" in resp.json()["message"]
+            break
+        assert resp.status_code == 200, resp.text
+        served += 1
+    assert served >= 2, "the budget admits a few requests before it refuses"
     for _ in range(3):
         assert _post(server.url, far["key"], chat_body("hello", max_tokens=10)).status_code == 200
         assert _post(server.url, TEAM_KEY, chat_body("sim", "sim-model")).status_code == 200
     for _ in range(2):
         assert _post(server.url, TEAM_KEY, chat_body("x", "flaky")).status_code == 502
-    # Usage is written in batches: wait until every request has its row.
+    # Usage is written in batches: wait until every request that reached an upstream has
+    # its row (the budget's refusal did not).
     for _ in range(100):
         rows = _admin(server.url, "GET", "/usage")["rows"]
-        if sum(r["requests"] for r in rows) == 14:
+        if sum(r["requests"] for r in rows) == served + 8:
             break
         time.sleep(0.1)
     _history(server.db, [near["id"], far["id"], "cfg-history-only"])
