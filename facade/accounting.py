@@ -51,7 +51,11 @@ class Accounting(Protocol):
         request_id: str,
         session_id: str | None = None,
         native: dict | None = None,
-    ) -> Admission: ...
+        *,
+        cached: bool = False,
+    ) -> Admission:
+        """Admit one request or raise 429. `cached`: answered from the response cache, so
+        it asks for a request (rpm) and a parallel slot only, never tokens or budget."""
 
     def precheck(self, key: ApiKey) -> None: ...
 
@@ -69,7 +73,9 @@ class NoAccounting:
 
     _admission = _FreeAdmission()
 
-    def admit(self, key, plan, body, request_id, session_id=None, native=None) -> Admission:
+    def admit(
+        self, key, plan, body, request_id, session_id=None, native=None, *, cached=False
+    ) -> Admission:
         return self._admission
 
 
@@ -125,11 +131,14 @@ class StoreAdmission:
 
     __slots__ = (
         "acct", "key", "first", "request_id", "ts", "day", "period_start", "reserved", "slot",
-        "tokens", "parallel", "session_id",
+        "tokens", "parallel", "session_id", "cached",
     )  # fmt: skip
 
-    def __init__(self, acct, key, plan, request_id, ts, period_start, session_id=None):
+    def __init__(
+        self, acct, key, plan, request_id, ts, period_start, session_id=None, cached=False
+    ):
         self.acct = acct
+        self.cached = cached  # a cache hit: no tokens counted against tpm, no budget held
         self.session_id = session_id
         self.key = key
         self.first = plan[0]
@@ -173,6 +182,8 @@ class StoreAdmission:
             self.session_id,
         )
         delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
+        if self.cached:
+            delta = 0
         acct.writer.add(
             Settlement(usage, self.key.id, self.period_start, cost, self.reserved, self.slot, delta)
         )
@@ -239,9 +250,13 @@ class StoreAccounting:
         self.clock = PeriodClock()
         self.writer.prune_usage()
 
-    def admit(self, key, plan, body, request_id, session_id=None, native=None) -> StoreAdmission:
-        # A key with rpm or tpm has its parallel slot counted in Redis by the rate script.
-        rated_in_redis = self.redis is not None and bool(key.rpm or key.tpm)
+    def admit(
+        self, key, plan, body, request_id, session_id=None, native=None, *, cached=False
+    ) -> StoreAdmission:
+        # A key with rpm or tpm has its parallel slot counted in Redis by the rate script (a
+        # cache hit is rated by rpm alone).
+        rated = key.rpm if cached else (key.rpm or key.tpm)
+        rated_in_redis = self.redis is not None and bool(rated)
         parallel = self.parallel.acquire(key.id, key.max_parallel, redis=not rated_in_redis)
         try:
             admission = self._admit_limits(
@@ -252,6 +267,7 @@ class StoreAccounting:
                 parallel if rated_in_redis else None,
                 session_id,
                 native,
+                cached,
             )
         except BaseException:
             parallel.release()
@@ -260,26 +276,33 @@ class StoreAccounting:
         return admission
 
     def _admit_limits(
-        self, key, plan, body, request_id, parallel, session_id=None, native=None
+        self, key, plan, body, request_id, parallel, session_id=None, native=None, cached=False
     ) -> StoreAdmission:
         now = time.time()
+        period_start = self.clock.start(key.budget_period, now)
         admission = StoreAdmission(
-            self, key, plan, request_id, now, self.clock.start(key.budget_period, now), session_id
+            self, key, plan, request_id, now, period_start, session_id, cached
         )
-        if key.rpm is None and key.tpm is None and key.budget_usd is None:
+        if cached:  # one request of the rpm, if the key has one; no tokens, no budget
+            if key.rpm is None:
+                return admission
+            tpm, tokens, budget, reserve = None, 0, None, 0
+        elif key.rpm is None and key.tpm is None and key.budget_usd is None:
             return admission
-        input_tokens, cap, n, tokens = demand(plan, body, native)
-        budget = key.budget_usd
+        else:
+            input_tokens, cap, n, tokens = demand(plan, body, native)
+            tpm, budget = key.tpm, key.budget_usd
+            reserve = 0 if budget is None else largest_cost_nusd(plan, input_tokens, cap, n)
         ask = Ask(
             key_id=key.id,
             key_name=key.name,
             rpm=key.rpm,
-            tpm=key.tpm,
+            tpm=tpm,
             tokens=tokens,
             budget_nusd=None if budget is None else round(budget * NANO),
-            reserve_nusd=0 if budget is None else largest_cost_nusd(plan, input_tokens, cap, n),
+            reserve_nusd=reserve,
             period=key.budget_period,
-            period_start=admission.period_start,
+            period_start=period_start,
         )
         try:
             admission.slot = self._admit(ask, now, parallel)

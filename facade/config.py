@@ -30,6 +30,7 @@ AUTO_STRATEGIES = ("cheapest", "fastest", "priority")
 # Azure OpenAI's latest dated GA data-plane version, used when a provider names none.
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+CACHE_SCOPES = ("key", "global")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -100,6 +101,7 @@ class ModelSchema(_Strict):
         fields.String(validate=validate.OneOf(("tools", "images", "json"))),
         load_default=lambda: ["tools", "json"],
     )
+    cache = fields.Boolean(load_default=False)  # the response cache, for every key
 
 
 class AutoSchema(_Strict):
@@ -118,6 +120,7 @@ class KeySchema(_Strict):
     budget_usd = fields.Float(load_default=None, **_money)
     budget_period = fields.String(load_default="monthly", validate=validate.OneOf(BUDGET_PERIODS))
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
+    cache = fields.Boolean(load_default=False)  # the response cache, for every model
 
 
 class LimitsSchema(_Strict):
@@ -135,6 +138,16 @@ class RoutingSchema(_Strict):
     retry_after_cap_s = fields.Float(load_default=2.0, validate=validate.Range(min=0))
 
 
+class CacheSchema(_Strict):
+    """The response cache (see facade/cache): on for the keys and models that ask for it."""
+
+    ttl_s = fields.Float(load_default=3600.0, validate=validate.Range(min=0, min_inclusive=False))
+    max_entries = fields.Integer(load_default=10000, validate=validate.Range(min=1))
+    # Each worker's memory when there is no Redis: a bound in bytes beside the entry count.
+    max_bytes = fields.Integer(load_default=64 * 1024 * 1024, validate=validate.Range(min=1024))
+    scope = fields.String(load_default="key", validate=validate.OneOf(CACHE_SCOPES))
+
+
 class ConfigSchema(_Strict):
     providers = fields.List(
         fields.Nested(ProviderSchema), required=True, validate=validate.Length(1)
@@ -144,6 +157,7 @@ class ConfigSchema(_Strict):
     keys = fields.List(fields.Nested(KeySchema), load_default=list)
     limits = fields.Nested(LimitsSchema, load_default=lambda: LimitsSchema().load({}))
     routing = fields.Nested(RoutingSchema, load_default=lambda: RoutingSchema().load({}))
+    cache = fields.Nested(CacheSchema, load_default=None, allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -180,6 +194,7 @@ class ModelConfig:
     capabilities: frozenset[str]
     cached_input_cost_per_1m: float | None = None  # None: the input price
     cache_write_input_cost_per_1m: float | None = None  # None: the input price
+    cache: bool = False
 
     def __post_init__(self) -> None:
         if self.cached_input_cost_per_1m is None:
@@ -221,6 +236,15 @@ class KeyConfig:
     budget_period: str
     metadata: dict
     max_parallel: int | None = None
+    cache: bool = False
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    ttl_s: float
+    max_entries: int
+    max_bytes: int
+    scope: str  # "key": entries are the key's own; "global": shared by every key
 
 
 @dataclass(frozen=True)
@@ -237,6 +261,7 @@ class Config:
     source: str
     max_parallel_per_key: int = 500
     max_messages: int = 2048
+    cache: CacheConfig | None = None  # None: no response cache at all
 
     @property
     def is_demo(self) -> bool:
@@ -333,6 +358,7 @@ def _freeze(doc: dict, source: str) -> Config:
         failures_to_cool=routing["failures_to_cool"],
         retry_after_cap_s=routing["retry_after_cap_s"],
         source=source,
+        cache=CacheConfig(**doc["cache"]) if doc["cache"] is not None else None,
     )
 
 

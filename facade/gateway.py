@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from .accounting import Accounting, NoAccounting, StoreAccounting
+from .cache import ResponseCache
 from .config import Config
 from .errors import AuthenticationError, UnavailableError
 from .keys import ApiKey, ConfigKeyRing, bearer_token, hash_key
@@ -51,6 +52,7 @@ class Gateway:
         self.accounting: Accounting = accounting or NoAccounting()
         # The admin key is never a chat key, even if a config key has the same text.
         self._admin_digest = hash_key(settings.admin_key) if settings.admin_key else None
+        self.cache = ResponseCache.build(config.cache, settings.redis_url, settings.redis_prefix)
         self.pipeline = ChatPipeline(
             self.router,
             self.accounting,
@@ -60,6 +62,7 @@ class Gateway:
                 sse_keepalive_s=settings.sse_keepalive_s,
                 log_prompts=settings.log_prompts,
             ),
+            self.cache,
         )
         self.draining = False
         self.started = False  # set once the app around this gateway is fully built
@@ -90,6 +93,8 @@ class Gateway:
         self.dependencies.close()
         for provider in self.providers.values():
             provider.close()
+        if self.cache is not None:
+            self.cache.close()
         close = getattr(self.accounting, "close", None)
         if close is not None:
             close()

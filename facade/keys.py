@@ -39,6 +39,7 @@ class ApiKey:
     expires_at: datetime | None = None
     metadata: dict = field(default_factory=dict)
     source: str = "config"
+    cache: bool = False  # answer repeated requests from the response cache
 
     def allows(self, model: str) -> bool:
         """Default deny: a key with no list may use no model; "*" allows all."""
@@ -83,6 +84,7 @@ class ConfigKeyRing:
                 max_parallel=declared.max_parallel,
                 budget_period=declared.budget_period,
                 metadata=dict(declared.metadata),
+                cache=declared.cache,
             )
 
     def lookup(self, digest: str) -> ApiKey | None:

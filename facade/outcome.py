@@ -22,6 +22,11 @@ class Outcome:
     stream: bool = False  # a stream's relay, not after_request, finishes the request
     error_type: str | None = None
     metrics: dict | None = None
+    # The response cache: the request's Cache-Control header, and what the cache did
+    # ("hit", "miss", "skip"; None when it does not apply), sent back as X-Cache.
+    cache_control: str | None = None
+    cache: str | None = None
+    cache_saved_usd: float = 0.0  # a hit: what its original answer cost
     started: float = 0.0
     finished: bool = False
     # Only with FACADE_LOG_PROMPTS on: what was asked and answered, for the prompt log line.

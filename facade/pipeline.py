@@ -15,6 +15,9 @@ from typing import TypeVar
 
 from . import jsonutil
 from .accounting import Accounting, Admission
+from .cache import CHAT, EMBEDDINGS, Lookup, ResponseCache
+from .cache.hits import answer_hit, replay_hit, store_streamed
+from .cache.replay import RecordingStream
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError, UpstreamError
 from .estimates import estimate_inputs, estimate_messages, estimate_text, output_cap
@@ -69,11 +72,13 @@ class ChatPipeline:
         accounting: Accounting,
         providers: Mapping[str, Provider],
         options: PipelineOptions,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.router = router
         self.accounting = accounting
         self.providers = providers
         self.options = options
+        self.cache = cache
 
     def plan(self, body: dict, key: ApiKey) -> Plan:
         """Every (model, target) to try in order; 503 when all of them are cooling down."""
@@ -175,6 +180,9 @@ class ChatPipeline:
     ) -> dict:
         """One whole answer. `native` is the client's own vendor body (see ChatCall.native)."""
         plan = self.plan(body, key)
+        lookup = self.cache.lookup(CHAT, body, key, plan, outcome) if self.cache else None
+        if lookup is not None and lookup.answer is not None:
+            return answer_hit(self.accounting, lookup.answer, plan, body, key, request_id, outcome)
         cap = output_cap(body)
 
         def attempt(
@@ -201,7 +209,10 @@ class ChatPipeline:
                 data, tokens, details, model, target, n, meter, outcome, admission
             )
 
-        return self._call(key, plan, body, request_id, outcome, attempt, native)
+        data = self._call(key, plan, body, request_id, outcome, attempt, native)
+        if lookup is not None and data.get("choices"):
+            self.cache.store(lookup, data)
+        return data
 
     def open_stream(
         self,
@@ -212,8 +223,14 @@ class ChatPipeline:
         native: dict | None = None,
     ) -> OpenedStream:
         plan = self.plan(body, key)
-        cap = output_cap(body)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        lookup = self.cache.lookup(CHAT, body, key, plan, outcome) if self.cache else None
+        if lookup is not None and lookup.answer is not None:
+            hit = replay_hit(self.accounting, lookup.answer, plan, body, key, request_id, outcome)
+            return OpenedStream(
+                hit.first, hit.rest, hit.call, hit.provider, hit.meter, 0, include_usage, hit.finish
+            )
+        cap = output_cap(body)
 
         def attempt(
             admission: Admission,
@@ -226,6 +243,7 @@ class ChatPipeline:
             provider = self.providers[target.provider]
             limit = model.max_output_tokens if cap is None else cap
             call = ChatCall(body, model, target.model, limit, request_id, True, trace, native)
+            sink: list[dict] | None = None if lookup is None else []
 
             def open_first() -> tuple[ChunkStream, dict]:
                 stream = provider.stream(call)
@@ -237,12 +255,15 @@ class ChatPipeline:
                 if first is None:
                     stream.close()
                     raise UpstreamError(f"upstream {provider.name} sent an empty stream")
+                if sink is not None:  # kept to store the answer once it is complete
+                    sink.append(first)
+                    stream = RecordingStream(stream, sink)
                 return stream, first
 
             opened = open_bounded(open_first, self.options.sse_keepalive_s)
             stream, first = (None, opened) if isinstance(opened, PendingFirst) else opened
             finish = self._stream_finisher(
-                model, target, provider.name, call, meter, n, outcome, admission
+                model, target, provider.name, call, meter, n, outcome, admission, lookup, sink
             )
             return OpenedStream(first, stream, call, provider.name, meter, n, include_usage, finish)
 
@@ -260,6 +281,9 @@ class ChatPipeline:
     def embed(self, body: dict, key: ApiKey, request_id: str, outcome: Outcome) -> dict:
         model = self.router.embedding_model(body["model"], key)
         plan = [(model, target) for target in self.router.plan(model)]
+        lookup = self.cache.lookup(EMBEDDINGS, body, key, plan, outcome) if self.cache else None
+        if lookup is not None and lookup.answer is not None:
+            return answer_hit(self.accounting, lookup.answer, plan, body, key, request_id, outcome)
 
         def attempt(
             admission: Admission,
@@ -279,7 +303,10 @@ class ChatPipeline:
                 data, (tokens, 0), NO_DETAILS, model, target, n, meter, outcome, admission
             )
 
-        return self._call(key, plan, body, request_id, outcome, attempt)
+        data = self._call(key, plan, body, request_id, outcome, attempt)
+        if lookup is not None:
+            self.cache.store(lookup, data)
+        return data
 
     def _answered(
         self,
@@ -313,6 +340,8 @@ class ChatPipeline:
         attempts: int,
         outcome: Outcome,
         admission: Admission,
+        lookup: Lookup | None = None,
+        sink: list[dict] | None = None,
     ) -> Callable[[dict | None, FacadeError | None], dict]:
         def finish(usage: dict | None, error: FacadeError | None) -> dict:
             tokens = usage_tokens(usage)
@@ -329,6 +358,8 @@ class ChatPipeline:
             outcome.status = error.status if error else 200
             self._record(outcome, model, target, provider, metrics)
             admission.settle(model, metrics, call.request_id, status=outcome.status)
+            if error is None and sink:
+                store_streamed(self.cache, lookup, sink, model.name, metrics)
             return metrics
 
         return finish

@@ -1,4 +1,5 @@
-"""Request lifecycle hooks: open the request's Outcome, close it, stamp X-Request-ID."""
+"""Request lifecycle hooks: open the request's Outcome, close it, stamp X-Request-ID (and
+X-Cache when the response cache applied)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def register_lifecycle(app: Flask) -> None:
             route=rule.rule if rule is not None else "unmatched",
             method=request.method,
             request_id=request_id(),
+            cache_control=request.headers.get("Cache-Control"),
         )
         g.outcome = outcome
         observe.start(outcome)
@@ -31,6 +33,8 @@ def register_lifecycle(app: Flask) -> None:
     def _end(resp: Response) -> Response:
         resp.headers["X-Request-ID"] = request_id()
         outcome = g.get("outcome")
+        if outcome is not None and outcome.cache is not None:
+            resp.headers["X-Cache"] = outcome.cache  # hit, miss or skip
         if outcome is not None and not outcome.stream:  # a stream ends in its relay
             observe.finish(outcome, resp.status_code, log=outcome.route not in QUIET_ROUTES)
         # Idle only once the server has written the whole response (streams included).

@@ -70,6 +70,16 @@ ADMIN_AUTH_FAILURES = Counter(
     "Admin API requests refused for a missing or wrong admin key (401), or throttled (429).",
     ["outcome"],
 )
+CACHE_REQUESTS = Counter(
+    "facade_cache_requests_total",
+    "Requests the response cache applied to, by result: hit, miss, or skip (bypassed by the "
+    "request's Cache-Control).",
+    ["result"],
+)
+CACHE_SAVED = Counter(
+    "facade_cache_saved_usd_total",
+    "US dollars not spent thanks to cache hits, at the cost of the answers they repeated.",
+)
 IN_FLIGHT = Gauge(
     "facade_requests_in_flight",
     "Requests being answered now, streams included.",
@@ -134,6 +144,10 @@ def finish(outcome: Outcome, status: int, *, log: bool = True) -> None:
         _child(TOKENS, model, provider, "input").inc(metrics["input_tokens"])
         _child(TOKENS, model, provider, "output").inc(metrics["output_tokens"])
         _child(COST, model, provider).inc(metrics["cost_usd"])
+    if outcome.cache is not None:
+        _child(CACHE_REQUESTS, outcome.cache).inc()
+        if outcome.cache_saved_usd and status == 200:
+            CACHE_SAVED.inc(outcome.cache_saved_usd)
     if log:
         access_log.info("request", extra=access_fields(outcome, status, duration))
     if outcome.prompt is not None:  # FACADE_LOG_PROMPTS is on
@@ -166,6 +180,8 @@ def access_fields(outcome: Outcome, status: int, duration: float) -> dict:
     }
     if outcome.error_type:
         fields["error_type"] = outcome.error_type
+    if outcome.cache is not None:
+        fields["cache"] = outcome.cache
     metrics = outcome.metrics
     if metrics:
         fields.update(
