@@ -180,6 +180,7 @@ class StoreAdmission:
             metrics.get("time_to_first_token_s"),
             metrics.get("cached_input_tokens", 0),
             self.session_id,
+            bool(metrics.get("cache_hit")),
         )
         delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
         if self.cached:
@@ -212,6 +213,7 @@ class StoreAdmission:
             None,
             0,
             self.session_id,
+            False,
         )
         delta = -self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(

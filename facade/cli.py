@@ -66,6 +66,11 @@ def _options(create: bool):
         ),
         click.option("--expires-at", help="ISO 8601 date-time (UTC unless it says otherwise)."),
         click.option("--metadata", multiple=True, help="KEY=VALUE labels, e.g. team=search."),
+        click.option(
+            "--cache/--no-cache",
+            default=None,
+            help="Answer the key's repeated requests from the response cache.",
+        ),
     ]
 
     def apply(func):
@@ -140,7 +145,7 @@ def _show(view: dict) -> str:
     return (
         f"{view['id']}  {view['prefix']}…  {view['name']}  [{view['source']}]  "
         f"models: {','.join(view['models']) or '(none)'}  limits: {limits or 'none'}  "
-        f"spend: {spend}  expires: {expires}"
+        f"spend: {spend}  expires: {expires}" + ("  cache: on" if view.get("cache") else "")
     )
 
 

@@ -15,6 +15,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from .. import jsonutil
 from ..config import BUDGET_PERIODS
 from .fields import (
+    StrictBoolean,
     StrictInteger,
     StrictNumber,
     StrictString,
@@ -86,6 +87,12 @@ class KeyUpdateSchema(_Strict):
         validate=[_small_json, printable_json],
         metadata={"description": "Free-form labels, e.g. team and owner (printable text)."},
     )
+    cache = StrictBoolean(
+        metadata={
+            "description": "Answer this key's repeated requests from the response cache "
+            "(when the config has a `cache` section)."
+        }
+    )
 
 
 class KeyCreateSchema(KeyUpdateSchema):
@@ -95,7 +102,7 @@ class KeyCreateSchema(KeyUpdateSchema):
 
     @post_load
     def _defaults(self, data: dict, **_: Any) -> dict:
-        return {"models": [], "budget_period": "monthly", "metadata": {}, **data}
+        return {"models": [], "budget_period": "monthly", "metadata": {}, "cache": False, **data}
 
 
 class KeySchema(Schema):
@@ -110,6 +117,7 @@ class KeySchema(Schema):
     budget_period = fields.String()
     expires_at = fields.DateTime(allow_none=True)
     metadata = fields.Dict()
+    cache = fields.Boolean(metadata={"description": "Uses the response cache."})
     source = fields.String(
         metadata={"description": '"store" (admin API, CLI) or "config" (the file: read-only).'}
     )
@@ -161,6 +169,9 @@ class UsageRowSchema(Schema):
     )
     output_tokens = fields.Integer()
     cost_usd = fields.Float()
+    cache_hits = fields.Integer(
+        metadata={"description": "Of `requests`, those answered from the response cache (no cost)."}
+    )
 
 
 class UsageReportSchema(Schema):

@@ -23,11 +23,11 @@ from .schema import api_keys
 SOURCE = "store"
 EDITABLE = (
     "name", "models", "rpm", "tpm", "max_parallel", "budget_usd", "budget_period", "expires_at",
-    "metadata",
+    "metadata", "cache",
 )  # fmt: skip
 _LOOKUP = (
     "SELECT id, version, revoked_at, expires_at, name, prefix, models, rpm, tpm, budget_usd,"
-    " budget_period, metadata_json, max_parallel FROM api_keys WHERE key_hash = ?"
+    " budget_period, metadata_json, max_parallel, cache FROM api_keys WHERE key_hash = ?"
 )
 
 
@@ -76,6 +76,7 @@ class KeyStore:
             metadata=jsonutil.loads(row[11]),
             max_parallel=row[12],
             source=SOURCE,
+            cache=bool(row[13]),
         )
         self._parsed[row[0]] = (row[1], key)
         return key
@@ -103,6 +104,7 @@ class KeyStore:
             "updated_at": now,
             "revoked_at": None,
             "version": 1,
+            "cache": bool(fields.get("cache", False)),
         }
         with self.store.transaction() as conn:
             conn.execute(insert(api_keys).values(row))
@@ -187,6 +189,7 @@ def public(row) -> dict:  # a row mapping
         "budget_period": row["budget_period"],
         "expires_at": _datetime(row["expires_at"]),
         "metadata": jsonutil.loads(row["metadata_json"]),
+        "cache": bool(row["cache"]),
         "source": SOURCE,
         "created_at": _datetime(row["created_at"]),
         "updated_at": _datetime(row["updated_at"]),
@@ -208,6 +211,7 @@ def config_view(key: ApiKey) -> dict:
         "budget_period": key.budget_period,
         "expires_at": key.expires_at,
         "metadata": dict(key.metadata),
+        "cache": key.cache,
         "source": key.source,
         "created_at": None,
         "updated_at": None,

@@ -118,6 +118,14 @@ def _v6(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE usage_records ADD COLUMN session_id VARCHAR(128)")
 
 
+def _cache_columns(conn: Connection) -> None:
+    """The response cache: a key may use it; a usage record says it was answered from it."""
+    conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN cache BOOLEAN NOT NULL DEFAULT FALSE")
+    conn.exec_driver_sql(
+        "ALTER TABLE usage_records ADD COLUMN cache_hit BOOLEAN NOT NULL DEFAULT FALSE"
+    )
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
@@ -125,6 +133,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _v4),
     (5, _v5),
     (6, _v6),
+    (7, _cache_columns),
 ]
 LATEST = MIGRATIONS[-1][0]
 

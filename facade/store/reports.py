@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from . import Store
 from .schema import budget_ledger, to_usd, usage_records
@@ -35,6 +35,7 @@ def usage_rows(
             func.sum(u.c.cached_input_tokens),
             func.sum(u.c.output_tokens),
             func.sum(u.c.cost_nusd),
+            func.sum(case((u.c.cache_hit, 1), else_=0)),
         )
         .where(u.c.ts >= _midnight(date_from), u.c.ts < _midnight(date_to + timedelta(days=1)))
         .group_by(u.c.day, u.c.key_id, u.c.model)
@@ -58,8 +59,19 @@ def usage_rows(
             "cached_input_tokens": int(cached or 0),
             "output_tokens": int(output_tokens or 0),
             "cost_usd": to_usd(int(cost or 0)),
+            "cache_hits": int(hits or 0),
         }
-        for day, kid, model_name, requests, input_tokens, cached, output_tokens, cost in rows
+        for (
+            day,
+            kid,
+            model_name,
+            requests,
+            input_tokens,
+            cached,
+            output_tokens,
+            cost,
+            hits,
+        ) in rows
     ]
 
 

@@ -6,7 +6,7 @@ Timestamps are UTC epoch seconds; money is integer nano-dollars (`*_nusd`).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -31,6 +31,7 @@ api_keys = Table(
     Column("updated_at", Float, nullable=False),
     Column("revoked_at", Float),
     Column("version", Integer, nullable=False),
+    Column("cache", Boolean, nullable=False),  # answers repeated requests from the cache
 )
 
 budget_ledger = Table(
@@ -70,6 +71,7 @@ usage_records = Table(
     Column("ttft_s", Float),  # time to first token; NULL for failures and old rows
     Column("cached_input_tokens", Integer, nullable=False),  # read from the prompt cache
     Column("session_id", String(128)),  # the client's conversation id (LLMstudio), if any
+    Column("cache_hit", Boolean, nullable=False),  # answered from the response cache, at no cost
 )
 
 

@@ -27,8 +27,8 @@ log = logging.getLogger("facade.usage")
 INSERT_USAGE = (
     "INSERT INTO usage_records (ts, day, key_id, model, provider, upstream_model, input_tokens,"
     " output_tokens, cost_nusd, latency_s, status, request_id, ttft_s, cached_input_tokens,"
-    " session_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " session_id, cache_hit)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 PRUNE_USAGE = "DELETE FROM usage_records WHERE ts < ?"
 MAX_QUEUE = 200_000  # if the store is down this long, drop the oldest rather than grow forever

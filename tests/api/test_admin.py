@@ -220,6 +220,7 @@ def test_usage_report_rows_and_spend(app, client, fake):
             "cached_input_tokens": 0,
             "output_tokens": 10,
             "cost_usd": pytest.approx((7 * 1.0 + 10 * 2.0) / 1e6),
+            "cache_hits": 0,
         }
     ]
     assert any(r["key_name"] == "team" and r["model"] == "sim-model" for r in rows)

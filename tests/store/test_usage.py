@@ -32,6 +32,7 @@ def usage_row(
         0.05,
         cached,
         None,
+        False,
     )
 
 
@@ -116,6 +117,7 @@ def test_usage_report_groups_by_day_key_and_model(store):
             "cached_input_tokens": 3,
             "output_tokens": 11,
             "cost_usd": 0.000029,
+            "cache_hits": 0,
         },
         {
             "day": "2026-01-05",
@@ -127,6 +129,7 @@ def test_usage_report_groups_by_day_key_and_model(store):
             "cached_input_tokens": 0,
             "output_tokens": 1,
             "cost_usd": 0.0,
+            "cache_hits": 0,
         },
         {
             "day": "2026-01-06",
@@ -138,6 +141,7 @@ def test_usage_report_groups_by_day_key_and_model(store):
             "cached_input_tokens": 0,
             "output_tokens": 2,
             "cost_usd": 0.000006,
+            "cache_hits": 0,
         },
     ]
     only = reports.usage_rows(store, date(2026, 1, 1), date(2026, 2, 1), key_id="key-b")
@@ -151,7 +155,7 @@ def test_retention_prunes_old_usage_and_stale_slots(store):
     old = datetime.now(UTC).timestamp() - 31 * 86400
     w.add(
         Settlement(
-            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0, None),
+            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0, None, False),
             "k",
             "x",
             1,
