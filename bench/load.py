@@ -8,6 +8,7 @@ concurrent streams. Run in its own process, with gevent patched.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import gevent
@@ -107,7 +108,7 @@ class Connection:
 
 def run_for(
     addr: tuple[str, int],
-    raw: bytes,
+    raw: bytes | Iterator[bytes],
     concurrency: int,
     seconds: float,
     requests: int = 0,
@@ -116,7 +117,8 @@ def run_for(
     """Keep `concurrency` connections busy for `seconds` (or `requests` each, if given).
 
     `stagger_s` spreads the connections' first requests over that time, as independent
-    clients arrive; without it, long streams start and restart in lockstep bursts.
+    clients arrive; without it, long streams start and restart in lockstep bursts. `raw` may
+    be an iterator: each request then takes the next bytes from it (bodies that differ).
     """
     total = Result()
     deadline = time.perf_counter() + seconds + stagger_s
@@ -127,7 +129,7 @@ def run_for(
         mine = Result()
         n = 0
         while (requests and n < requests) or (not requests and time.perf_counter() < deadline):
-            conn.request(raw, mine)
+            conn.request(raw if isinstance(raw, bytes) else next(raw), mine)
             n += 1
         conn.close()
         total.merge(mine)

@@ -13,10 +13,14 @@ requests that meet it a fraction of a second each at most, not every request a t
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
 from collections import OrderedDict
 from typing import Protocol
+
+from .resp import RespClient, RespError
 
 log = logging.getLogger("facade.cache")
 
@@ -92,29 +96,26 @@ return over
 
 SOCKET_TIMEOUT_S = 0.25  # a healthy Redis answers in well under a millisecond
 BACK_OFF_S = 5.0  # after a failure, no Redis call for this long: every lookup is a miss
+BATCH_DELAY_S = 0.002  # writes wait this long for company, then go in one pipeline
+MAX_PENDING = 10_000  # writes waiting beyond this (Redis slow) are dropped, not queued
 
 
 class RedisBackend:
     """Entries in Redis under `<prefix>cache:<digest>`, capped through `<prefix>cache:index`."""
 
     def __init__(self, url: str, prefix: str, ttl_s: float, max_entries: int) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        self.client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=SOCKET_TIMEOUT_S,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),  # a retry would only double the wait of a miss
-            health_check_interval=30,
-        )
+        # No retries: a retry would only double the wait of what becomes a miss anyway.
+        self.client = RespClient(url, SOCKET_TIMEOUT_S)
         self.prefix = f"{prefix}cache:"
         self.index = f"{self.prefix}index"
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self.max_entries = max_entries
-        self._put = self.client.register_script(PUT)
+        self._put_sha = hashlib.sha1(PUT.encode()).hexdigest()
         self._down_until = 0.0
+        self._pending: list[tuple[str, bytes]] = []
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._closed = False
 
     def _usable(self) -> bool:
         return self._down_until == 0.0 or time.monotonic() >= self._down_until
@@ -133,7 +134,7 @@ class RedisBackend:
         if not self._usable():
             return None
         try:
-            value = self.client.get(self.prefix + digest)
+            value = self.client.call("GET", self.prefix + digest)
         except Exception as err:  # an outage is a miss, never an error
             self._failed("read", err)
             return None
@@ -141,15 +142,54 @@ class RedisBackend:
         return value
 
     def put(self, digest: str, value: bytes) -> None:
-        if not self._usable():
+        """Queue the write: a writer (a greenlet under gevent) sends the queue in one pipeline.
+
+        A request never waits for its answer to be stored, and a miss costs one round trip
+        (its GET), not two: the writes of many misses share one.
+        """
+        if self._closed or not self._usable() or len(self._pending) >= MAX_PENDING:
             return
+        self._pending.append((self.prefix + digest, value))
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._run, name="facade-cache", daemon=True)
+            self._writer.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(BATCH_DELAY_S)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued entry now (one pipeline; a second for a Redis that lost the
+        script, with EVAL, which loads it again)."""
+        batch, self._pending = self._pending, []
+        if not batch or not self._usable():
+            return
+        tail = (self.index,)
+        limits = (self.ttl_ms, self.max_entries)
+        commands = [
+            ("EVALSHA", self._put_sha, 2, key, *tail, value, *limits) for key, value in batch
+        ]
         try:
-            self._put(
-                keys=[self.prefix + digest, self.index],
-                args=[value, self.ttl_ms, self.max_entries],
-            )
+            replies = self.client.pipeline(commands)
+            lost = [c for c, r in zip(commands, replies, strict=True) if _no_script(r)]
+            if lost:
+                replies = self.client.pipeline([("EVAL", PUT, *c[2:]) for c in lost])
+            failed = next((r for r in replies if isinstance(r, RespError)), None)
+            if failed is not None:
+                raise failed
         except Exception as err:
             self._failed("write", err)
 
     def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self.flush()
         self.client.close()
+
+
+def _no_script(reply: object) -> bool:
+    return isinstance(reply, RespError) and str(reply).startswith("NOSCRIPT")

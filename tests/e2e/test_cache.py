@@ -280,6 +280,20 @@ def scrape(url: str) -> dict[str, float]:
     return values
 
 
+def wait_stored(prefix: str, entries: int) -> None:
+    """Redis entries are written a few milliseconds after their answer went out."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        deadline = time.monotonic() + 5
+        while client.zcard(f"{prefix}cache:index") < entries:
+            assert time.monotonic() < deadline, "the answer was never stored in Redis"
+            time.sleep(0.01)
+    finally:
+        client.close()
+
+
 def test_redis_shares_entries_between_instances(fake_upstream, tmp_path):
     with redis_namespace() as (redis_url, prefix):
         env = {"FACADE_REDIS_URL": redis_url, "FACADE_REDIS_PREFIX": prefix}
@@ -292,6 +306,7 @@ def test_redis_shares_entries_between_instances(fake_upstream, tmp_path):
             body = chat_body(unique())
             stored = post(a.url, body)
             assert stored.headers["X-Cache"] == "miss"
+            wait_stored(prefix, 1)
             hit = post(b.url, {**body, "stream": True})
             assert hit.status_code == 200 and hit.headers["X-Cache"] == "hit"
             assert not seen(fake_upstream, hit)
@@ -320,6 +335,7 @@ def test_a_redis_outage_makes_the_cache_a_miss_never_an_error(fake_upstream, tmp
         try:
             body = chat_body(unique())
             assert post(server.url, body).headers["X-Cache"] == "miss"
+            wait_stored(prefix, 1)
             assert post(server.url, body).headers["X-Cache"] == "hit"
             proxy.stop()
             for _ in range(5):
