@@ -180,7 +180,7 @@ class ChatPipeline:
     ) -> dict:
         """One whole answer. `native` is the client's own vendor body (see ChatCall.native)."""
         plan = self.plan(body, key)
-        lookup = self.cache.lookup(CHAT, body, key, plan, outcome) if self.cache else None
+        lookup = self.cache.lookup(CHAT, body, key, plan, outcome, native) if self.cache else None
         if lookup is not None and lookup.answer is not None:
             return answer_hit(self.accounting, lookup.answer, plan, body, key, request_id, outcome)
         cap = output_cap(body)
@@ -224,7 +224,7 @@ class ChatPipeline:
     ) -> OpenedStream:
         plan = self.plan(body, key)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        lookup = self.cache.lookup(CHAT, body, key, plan, outcome) if self.cache else None
+        lookup = self.cache.lookup(CHAT, body, key, plan, outcome, native) if self.cache else None
         if lookup is not None and lookup.answer is not None:
             hit = replay_hit(self.accounting, lookup.answer, plan, body, key, request_id, outcome)
             return OpenedStream(

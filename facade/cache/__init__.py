@@ -32,6 +32,7 @@ log = logging.getLogger("facade.cache")
 CHAT = b"chat"
 EMBEDDINGS = b"embeddings"
 ASIDE = frozenset({"stream", "stream_options", "user"})  # not part of an entry's identity
+NATIVE_ASIDE = frozenset({"stream", "metadata"})  # the same, in a vendor's own body
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
@@ -55,12 +56,20 @@ def cache_directives(header: str | None) -> tuple[bool, bool]:
     return True, True
 
 
-def entry_digest(kind: bytes, scope: str, body: dict) -> str:
-    """The entry's name: a hash of (kind, scope, canonical body); TypeError if not JSON."""
+def entry_digest(kind: bytes, scope: str, body: dict, native: dict | None = None) -> str:
+    """The entry's name: a hash of (kind, scope, canonical body); TypeError if not JSON.
+
+    A client speaking a vendor's own protocol (`native`, e.g. Anthropic Messages) may ask for
+    more than the internal body says (thinking, cache_control blocks): its own body is part
+    of the name too, so it never shares an entry with a differently-asked request.
+    """
     canonical = {name: value for name, value in body.items() if name not in ASIDE}
     digest = hashlib.blake2b(kind, digest_size=20)
     digest.update(b"\0" + scope.encode("utf-8", "surrogatepass") + b"\0")
     digest.update(orjson.dumps(canonical, option=_SORTED))
+    if native is not None:
+        own = {name: value for name, value in native.items() if name not in NATIVE_ASIDE}
+        digest.update(b"\0native\0" + orjson.dumps(own, option=_SORTED))
     return digest.hexdigest()
 
 
@@ -114,6 +123,7 @@ class ResponseCache:
         key: ApiKey,
         plan: list[tuple[ModelConfig, TargetConfig]],
         outcome: Outcome,
+        native: dict | None = None,
     ) -> Lookup | None:
         """Look the request up; None when its answer is neither read nor written here."""
         if not key.cache and not all(model.cache for model, _ in plan):
@@ -123,7 +133,7 @@ class ResponseCache:
         if not write:
             return None
         try:
-            digest = entry_digest(kind, "*" if self.global_scope else key.id, body)
+            digest = entry_digest(kind, "*" if self.global_scope else key.id, body, native)
         except TypeError:  # e.g. an integer past 64 bits in a free-form field
             return None
         if not read:

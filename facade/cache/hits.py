@@ -13,7 +13,7 @@ from ..accounting import Accounting, Admission
 from ..config import ModelConfig, TargetConfig
 from ..errors import FacadeError
 from ..keys import ApiKey
-from ..metering import Meter
+from ..metering import Meter, usage_of
 from ..outcome import Outcome
 from ..providers import ChatCall, ChunkStream
 from . import Lookup, ResponseCache, hit_metrics
@@ -117,14 +117,6 @@ def replay_hit(
 
     provider = original.get("provider") or ""
     return Replay(chunks[0], ReplayStream(chunks[1:]), call, provider, meter, finish)
-
-
-def usage_of(metrics: dict) -> dict:
-    return {
-        "prompt_tokens": metrics["input_tokens"],
-        "completion_tokens": metrics["output_tokens"],
-        "total_tokens": metrics["total_tokens"],
-    }
 
 
 def store_streamed(

@@ -354,3 +354,36 @@ def test_a_redis_outage_makes_the_cache_a_miss_never_an_error(fake_upstream, tmp
         finally:
             server.stop()
             proxy.stop()
+
+
+def test_the_responses_routes_share_the_pipelines_cache(server, fake_upstream):
+    body = {"model": "gpt-test", "input": unique("respond")}
+    first = post(server.url, body, path="/v1/responses")
+    assert first.status_code == 200 and first.headers["X-Cache"] == "miss"
+    text = first.json()["output_text"]
+    again = post(server.url, {**body, "store": False}, path="/v1/responses")
+    assert again.status_code == 200 and again.headers["X-Cache"] == "hit"
+    assert not seen(fake_upstream, again)
+    assert again.json()["output_text"] == text and again.json()["id"] != first.json()["id"]
+    enveloped = post(server.url, body, path="/api/v1/responses")
+    assert enveloped.headers["X-Cache"] == "hit" and enveloped.json()["data"]["output_text"] == text
+    streamed = post(server.url, {**body, "stream": True}, path="/v1/responses")
+    assert streamed.status_code == 200 and streamed.headers["X-Cache"] == "hit"
+    assert not seen(fake_upstream, streamed)
+    assert '"response.completed"' in streamed.text and text.split()[0] in streamed.text
+
+
+def test_the_messages_route_is_cached_apart_from_chat(server, fake_upstream):
+    text = unique("message")
+    body = {"model": "gpt-test", "max_tokens": 50, "messages": [{"role": "user", "content": text}]}
+    first = post(server.url, body, path="/v1/messages")
+    assert first.status_code == 200 and first.headers["X-Cache"] == "miss"
+    again = post(server.url, body, path="/v1/messages")
+    assert again.status_code == 200 and again.headers["X-Cache"] == "hit"
+    assert not seen(fake_upstream, again)
+    assert again.json()["content"] == first.json()["content"]
+    streamed = post(server.url, {**body, "stream": True}, path="/v1/messages")
+    assert streamed.headers["X-Cache"] == "hit" and "message_stop" in streamed.text
+    # The same question through chat is another entry: the Messages body is part of the name.
+    chat = post(server.url, chat_body(text, max_tokens=50))
+    assert chat.headers["X-Cache"] == "miss"
