@@ -150,17 +150,30 @@ class ReplayStream(ChunkStream):
         self._chunks = []
 
 
-class RecordingStream(ChunkStream):
-    """An upstream stream that keeps every chunk it passes on, to store the answer later."""
+MAX_RECORDED = 20_000  # chunks; a longer stream is relayed but not stored
 
-    def __init__(self, stream: ChunkStream, sink: list[dict]) -> None:
+
+class RecordingStream(ChunkStream):
+    """An upstream stream that keeps every chunk it passes on, to store the answer later.
+
+    Past `limit` chunks it lets go of them (the sink is emptied: nothing is stored), so
+    a very long stream does not hold its whole history in memory.
+    """
+
+    def __init__(self, stream: ChunkStream, sink: list[dict], limit: int = MAX_RECORDED) -> None:
         self._stream = stream
         self._sink = sink
+        self._limit = limit
 
     def __iter__(self) -> Iterator[dict]:
-        sink = self._sink
+        sink, limit = self._sink, self._limit
+        recording = True
         for chunk in self._stream:
-            sink.append(chunk)
+            if recording:
+                sink.append(chunk)
+                if len(sink) > limit:
+                    sink.clear()
+                    recording = False
             yield chunk
 
     def close(self) -> None:

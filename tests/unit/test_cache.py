@@ -8,7 +8,7 @@ import pytest
 
 from facade.cache import CHAT, EMBEDDINGS, cache_directives, entry_digest, hit_metrics
 from facade.cache.backends import MemoryBackend
-from facade.cache.replay import ReplayStream, assemble, replay
+from facade.cache.replay import RecordingStream, ReplayStream, assemble, replay
 from facade.config import ConfigError, parse_config
 from facade.metering import Meter
 
@@ -185,6 +185,17 @@ def test_replay_gives_back_what_assemble_took():
     stream = ReplayStream(chunks[1:])
     assert list(stream) == chunks[1:]
     stream.close()
+
+
+def test_recording_keeps_the_chunks_up_to_a_limit():
+    chunks = [_chunk({"content": str(i)}) for i in range(5)]
+    sink: list[dict] = []
+    stream = RecordingStream(ReplayStream(chunks), sink, limit=10)
+    assert list(stream) == chunks and sink == chunks
+    stream.close()
+    long: list[dict] = []
+    assert list(RecordingStream(ReplayStream(chunks), long, limit=3)) == chunks
+    assert long == []  # too long to keep: relayed whole, stored never
 
 
 def test_a_hit_keeps_the_tokens_and_costs_nothing():
