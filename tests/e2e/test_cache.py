@@ -387,3 +387,29 @@ def test_the_messages_route_is_cached_apart_from_chat(server, fake_upstream):
     # The same question through chat is another entry: the Messages body is part of the name.
     chat = post(server.url, chat_body(text, max_tokens=50))
     assert chat.headers["X-Cache"] == "miss"
+
+
+def test_a_hit_takes_one_of_the_keys_parallel_slots(server, fake_upstream):
+    import threading
+
+    with http() as s:
+        created = s.post(
+            f"{server.url}/api/v1/admin/keys",
+            json={"name": "one-at-a-time", "models": ["*"], "max_parallel": 1, "cache": True},
+            headers=ADMIN,
+        ).json()["data"]
+    key = created["key"]
+    body = chat_body(unique())
+    assert post(server.url, body, key=key).headers["X-Cache"] == "miss"
+    slow = threading.Thread(
+        target=post, args=(server.url, chat_body(unique() + " [[fake slow=1.5]]"), key)
+    )
+    slow.start()
+    try:
+        time.sleep(0.5)  # the slow request holds the key's only slot
+        busy = post(server.url, body, key=key)
+        assert busy.status_code == 429 and "parallel" in busy.json()["message"]
+    finally:
+        slow.join()
+    # The slot is given back (the entry itself may have expired by now: the TTL here is 2 s).
+    assert post(server.url, body, key=key).status_code == 200
