@@ -167,38 +167,40 @@ class ToolChoiceObjectSchema(_Strict):
     function = fields.Nested(ToolChoiceFunctionSchema, required=True)
 
 
-class ToolChoiceField(fields.Field):
+class _ChoiceField(fields.Field):
+    """A word from `words` or an object `schema` loads; the schema is built once, at import
+    (building a marshmallow schema per request cost ~150 us)."""
+
+    words: tuple[str, ...] = ()
+    schema: Schema
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if value in self.words:
+            return value
+        if isinstance(value, dict):
+            try:
+                return self.schema.load(value)
+            except ValidationError:
+                pass
+        raise self.make_error("invalid")
+
+
+class ToolChoiceField(_ChoiceField):
     """`"none"`, `"auto"`, `"required"`, or `{"type": "function", "function": {"name"}}`."""
 
     default_error_messages = {
         "invalid": "Must be 'none', 'auto', 'required' or a function choice object."
     }
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if value in ("none", "auto", "required"):
-            return value
-        if isinstance(value, dict):
-            try:
-                return ToolChoiceObjectSchema().load(value)
-            except ValidationError:
-                pass
-        raise self.make_error("invalid")
+    words = ("none", "auto", "required")
+    schema = ToolChoiceObjectSchema()
 
 
-class FunctionCallChoiceField(fields.Field):
+class FunctionCallChoiceField(_ChoiceField):
     """The legacy `function_call`: `"none"`, `"auto"` or `{"name": ...}`."""
 
     default_error_messages = {"invalid": "Must be 'none', 'auto' or an object naming a function."}
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if value in ("none", "auto"):
-            return value
-        if isinstance(value, dict):
-            try:
-                return ToolChoiceFunctionSchema().load(value)
-            except ValidationError:
-                pass
-        raise self.make_error("invalid")
+    words = ("none", "auto")
+    schema = ToolChoiceFunctionSchema()
 
 
 class VoiceField(fields.Field):
