@@ -1,6 +1,6 @@
 """The chat request body: the OpenAI Chat Completions fields, validated strictly.
 
-Unknown fields are rejected at every level (`Meta.unknown = RAISE`): a typo such as
+Unknown fields are rejected at every level (`StrictSchema`): a typo such as
 `max_token` silently ignored would cost the caller money. The routes load with
 `ROUTE_SCHEMA`, which sets top-level names outside `CHAT_FIELDS` aside before validating and
 puts them back after: such a name may be a vendor extra that a provider lists in
@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import (
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -27,6 +26,7 @@ from .fields import (
     StrictBoolean,
     StrictInteger,
     StrictNumber,
+    StrictSchema,
     StrictString,
     one_of,
 )
@@ -37,11 +37,6 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 LEVELS = ("low", "medium", "high")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 AUDIO_FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
-
-
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class ContentField(fields.Field):
@@ -72,18 +67,18 @@ class ContentField(fields.Field):
         return value
 
 
-class FunctionCallSchema(_Strict):
+class FunctionCallSchema(StrictSchema):
     name = StrictString(required=True)
     arguments = StrictString(required=True)
 
 
-class ToolCallSchema(_Strict):
+class ToolCallSchema(StrictSchema):
     id = StrictString(required=True)
     type = StrictString(load_default="function", validate=one_of("function"))
     function = fields.Nested(FunctionCallSchema, required=True)
 
 
-class MessageSchema(_Strict):
+class MessageSchema(StrictSchema):
     role = StrictString(required=True, validate=one_of(*ROLES))
     content = ContentField(allow_none=True, load_default=None)
     name = StrictString()
@@ -142,27 +137,27 @@ class MessageList(fields.List):
         return result
 
 
-class StreamOptionsSchema(_Strict):
+class StreamOptionsSchema(StrictSchema):
     include_usage = StrictBoolean(load_default=False)
 
 
-class FunctionDefSchema(_Strict):
+class FunctionDefSchema(StrictSchema):
     name = StrictString(required=True, validate=validate.Length(min=1, max=64))
     description = StrictString()
     parameters = JSONObject()
     strict = StrictBoolean(allow_none=True)
 
 
-class ToolSchema(_Strict):
+class ToolSchema(StrictSchema):
     type = StrictString(required=True, validate=one_of("function"))
     function = fields.Nested(FunctionDefSchema, required=True)
 
 
-class ToolChoiceFunctionSchema(_Strict):
+class ToolChoiceFunctionSchema(StrictSchema):
     name = StrictString(required=True)
 
 
-class ToolChoiceObjectSchema(_Strict):
+class ToolChoiceObjectSchema(StrictSchema):
     type = StrictString(required=True, validate=one_of("function"))
     function = fields.Nested(ToolChoiceFunctionSchema, required=True)
 
@@ -216,7 +211,7 @@ class VoiceField(fields.Field):
         raise self.make_error("invalid")
 
 
-class AudioOutputSchema(_Strict):
+class AudioOutputSchema(StrictSchema):
     voice = VoiceField(required=True)
     format = StrictString(required=True, validate=one_of(*AUDIO_FORMATS))
 
@@ -240,24 +235,24 @@ class PredictionContentField(fields.Field):
         raise self.make_error("invalid")
 
 
-class PredictionSchema(_Strict):
+class PredictionSchema(StrictSchema):
     type = StrictString(required=True, validate=one_of("content"))
     content = PredictionContentField(required=True)
 
 
-class ApproximateLocationSchema(_Strict):
+class ApproximateLocationSchema(StrictSchema):
     city = StrictString(validate=validate.Length(max=256))
     country = StrictString(validate=validate.Length(max=8))
     region = StrictString(validate=validate.Length(max=256))
     timezone = StrictString(validate=validate.Length(max=64))
 
 
-class UserLocationSchema(_Strict):
+class UserLocationSchema(StrictSchema):
     type = StrictString(required=True, validate=one_of("approximate"))
     approximate = fields.Nested(ApproximateLocationSchema, required=True)
 
 
-class WebSearchOptionsSchema(_Strict):
+class WebSearchOptionsSchema(StrictSchema):
     search_context_size = StrictString(validate=one_of(*LEVELS))
     user_location = fields.Nested(UserLocationSchema, allow_none=True)
 
@@ -272,14 +267,14 @@ def metadata_field() -> fields.Dict:
     )
 
 
-class JSONSchemaFormatSchema(_Strict):
+class JSONSchemaFormatSchema(StrictSchema):
     name = StrictString(required=True)
     description = StrictString()
     schema = JSONObject()
     strict = StrictBoolean(allow_none=True)
 
 
-class ResponseFormatSchema(_Strict):
+class ResponseFormatSchema(StrictSchema):
     type = StrictString(required=True, validate=one_of("text", "json_object", "json_schema"))
     json_schema = fields.Nested(JSONSchemaFormatSchema)
 
@@ -293,7 +288,7 @@ def _penalty() -> StrictNumber:
     return StrictNumber(allow_none=True, validate=validate.Range(-2, 2))
 
 
-class ChatRequestSchema(_Strict):
+class ChatRequestSchema(StrictSchema):
     """An OpenAI Chat Completions request."""
 
     def __init__(self, *, keep_extras: bool = False, **kwargs: Any) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 # What makes text unprintable: C0 and C1 controls (ESC starts a terminal escape, a newline
 # forges a log or CLI line), the line and paragraph separators, and the bidi overrides
@@ -38,6 +39,32 @@ def printable_json(value: Any) -> None:
 def escape_unprintable(text: str) -> str:
     """`text` with each unprintable character written as a `\\uXXXX` escape (valid in JSON too)."""
     return UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class StrictSchema(Schema):
+    """A request body's object: an unknown name is a 400 naming it (a typo must not cost money)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def load_each(value: list, pick: Callable[[Any], Schema | dict | list]) -> list[dict]:
+    """Load each element of a typed list with the schema `pick` chooses for it (`pick` gives
+    the element's error messages instead when no schema fits); errors are keyed by index, as
+    marshmallow's own lists do, so a 400 names the element."""
+    out, errors = [], {}
+    for i, element in enumerate(value):
+        schema = pick(element)
+        if not isinstance(schema, Schema):
+            errors[i] = schema
+            continue
+        try:
+            out.append(schema.load(element))
+        except ValidationError as err:
+            errors[i] = err.messages
+    if errors:
+        raise ValidationError(errors)
+    return out
 
 
 class StrictBoolean(fields.Boolean):

@@ -9,32 +9,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from .chat_request import LEVELS, REASONING_EFFORTS, SERVICE_TIERS, metadata_field
-from .fields import JSONObject, StrictBoolean, StrictInteger, StrictNumber, StrictString, one_of
+from .fields import (
+    JSONObject,
+    StrictBoolean,
+    StrictInteger,
+    StrictNumber,
+    StrictSchema,
+    StrictString,
+    load_each,
+    one_of,
+)
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class InputTextSchema(_Strict):
+class InputTextSchema(StrictSchema):
     type = StrictString(required=True)
     text = StrictString(required=True)
 
 
-class InputImageSchema(_Strict):
+class InputImageSchema(StrictSchema):
     type = StrictString(required=True)
     image_url = StrictString(allow_none=True)
     file_id = StrictString(allow_none=True)
     detail = StrictString(load_default="auto", validate=one_of("auto", "low", "high"))
 
 
-class InputFileSchema(_Strict):
+class InputFileSchema(StrictSchema):
     type = StrictString(required=True)
     file_data = StrictString(allow_none=True)
     file_id = StrictString(allow_none=True)
@@ -42,7 +46,7 @@ class InputFileSchema(_Strict):
     filename = StrictString(allow_none=True)
 
 
-class OutputTextSchema(_Strict):
+class OutputTextSchema(StrictSchema):
     """Assistant text sent back as history (a previous answer's output item)."""
 
     type = StrictString(required=True)
@@ -51,7 +55,7 @@ class OutputTextSchema(_Strict):
     logprobs = fields.List(fields.Raw())
 
 
-class RefusalSchema(_Strict):
+class RefusalSchema(StrictSchema):
     type = StrictString(required=True)
     refusal = StrictString(required=True)
 
@@ -67,22 +71,16 @@ _PART_SCHEMAS = {name: cls() for name, cls in _PARTS.items()}
 
 
 def _load_parts(value: Any, allowed: tuple[str, ...]) -> list[dict]:
-    """A list of typed content parts; errors keyed by index, as marshmallow's lists do."""
+    """A non-empty list of typed content parts of the `allowed` types."""
     if not isinstance(value, list) or not value:
         raise ValidationError("Must be a string or a non-empty array of content parts.")
-    out, errors = [], {}
-    for i, part in enumerate(value):
+    wrong = {"type": [f"Must be one of: {', '.join(allowed)}."]}
+
+    def pick(part: Any) -> Schema | dict:
         kind = part.get("type") if isinstance(part, dict) else None
-        if not isinstance(kind, str) or kind not in allowed:
-            errors[i] = {"type": [f"Must be one of: {', '.join(allowed)}."]}
-            continue
-        try:
-            out.append(_PART_SCHEMAS[kind].load(part))
-        except ValidationError as err:
-            errors[i] = err.messages
-    if errors:
-        raise ValidationError(errors)
-    return out
+        return _PART_SCHEMAS[kind] if isinstance(kind, str) and kind in allowed else wrong
+
+    return load_each(value, pick)
 
 
 class MessageContentField(fields.Field):
@@ -103,15 +101,15 @@ class OutputContentField(fields.Field):
         return _load_parts(value, ("input_text", "input_image", "input_file"))
 
 
-class MessageItemSchema(_Strict):
-    type = StrictString(validate=one_of("message"))
+class MessageItemSchema(StrictSchema):
+    type = StrictString(load_default="message", validate=one_of("message"))
     id = StrictString()
     status = StrictString()
     role = StrictString(required=True, validate=one_of(*INPUT_ROLES))
     content = MessageContentField(required=True)
 
 
-class FunctionCallItemSchema(_Strict):
+class FunctionCallItemSchema(StrictSchema):
     type = StrictString(required=True)
     id = StrictString()
     status = StrictString()
@@ -120,7 +118,7 @@ class FunctionCallItemSchema(_Strict):
     arguments = StrictString(required=True)
 
 
-class FunctionCallOutputItemSchema(_Strict):
+class FunctionCallOutputItemSchema(StrictSchema):
     type = StrictString(required=True)
     id = StrictString(allow_none=True)
     status = StrictString(allow_none=True)
@@ -128,11 +126,8 @@ class FunctionCallOutputItemSchema(_Strict):
     output = OutputContentField(required=True)
 
 
-class ReasoningItemSchema(Schema):
+class ReasoningItemSchema(StrictSchema):
     """A reasoning item sent back as history: kept by no provider here, so read and dropped."""
-
-    class Meta:
-        unknown = RAISE
 
     type = StrictString(required=True)
     id = StrictString()
@@ -160,26 +155,19 @@ class InputField(fields.Field):
             return value
         if not isinstance(value, list) or not value:
             raise self.make_error("invalid")
-        out, errors = [], {}
-        for i, item in enumerate(value):
-            if not isinstance(item, dict):
-                errors[i] = ["Must be an input item object."]
-                continue
-            kind = item.get("type", "message" if "role" in item else None)
-            schema = _ITEMS.get(kind) if isinstance(kind, str) else None
-            if schema is None:
-                errors[i] = {"type": [f"Items of type {kind!r} are not supported."]}
-                continue
-            try:
-                out.append({**schema.load(item), "type": kind})
-            except ValidationError as err:
-                errors[i] = err.messages
-        if errors:
-            raise ValidationError(errors)
-        return out
+        return load_each(value, _item_schema)
 
 
-class FunctionToolSchema(_Strict):
+def _item_schema(item: Any) -> Schema | dict | list:
+    """The schema of an input item by its `type` (a message may leave it out)."""
+    if not isinstance(item, dict):
+        return ["Must be an input item object."]
+    kind = item.get("type", "message" if "role" in item else None)
+    schema = _ITEMS.get(kind) if isinstance(kind, str) else None
+    return schema or {"type": [f"Items of type {kind!r} are not supported."]}
+
+
+class FunctionToolSchema(StrictSchema):
     type = StrictString(required=True)
     name = StrictString(required=True, validate=validate.Length(min=1, max=64))
     description = StrictString(allow_none=True)
@@ -196,24 +184,14 @@ class ToolsField(fields.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, list) or len(value) > 128:
             raise ValidationError("Must be an array of at most 128 tools.")
-        out, errors = [], {}
-        for i, tool in enumerate(value):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            if kind != "function":
-                errors[i] = {
-                    "type": [
-                        f"The built-in tool {kind!r} is not supported here; "
-                        "only function tools are."
-                    ]
-                }
-                continue
-            try:
-                out.append(_FUNCTION_TOOL.load(tool))
-            except ValidationError as err:
-                errors[i] = err.messages
-        if errors:
-            raise ValidationError(errors)
-        return out
+        return load_each(value, _tool_schema)
+
+
+def _tool_schema(tool: Any) -> Schema | dict:
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    if kind == "function":
+        return _FUNCTION_TOOL
+    return {"type": [f"The built-in tool {kind!r} is not supported here; only function tools are."]}
 
 
 class ToolChoiceField(fields.Field):
@@ -237,12 +215,12 @@ class ToolChoiceField(fields.Field):
         raise self.make_error("invalid")
 
 
-class ReasoningSchema(_Strict):
+class ReasoningSchema(StrictSchema):
     effort = StrictString(allow_none=True, validate=one_of(*REASONING_EFFORTS))
     summary = StrictString(allow_none=True, validate=one_of("auto", "concise", "detailed"))
 
 
-class TextFormatSchema(_Strict):
+class TextFormatSchema(StrictSchema):
     type = StrictString(required=True, validate=one_of("text", "json_object", "json_schema"))
     name = StrictString(validate=validate.Length(min=1, max=64))
     schema = JSONObject()
@@ -250,12 +228,12 @@ class TextFormatSchema(_Strict):
     strict = StrictBoolean(allow_none=True)
 
 
-class TextSchema(_Strict):
+class TextSchema(StrictSchema):
     format = fields.Nested(TextFormatSchema)
     verbosity = StrictString(allow_none=True, validate=one_of(*LEVELS))
 
 
-class ResponsesRequestSchema(_Strict):
+class ResponsesRequestSchema(StrictSchema):
     """An OpenAI Responses API request, as far as the chat pipeline can carry it."""
 
     model = StrictString(
