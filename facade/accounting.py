@@ -345,8 +345,10 @@ class StoreAccounting:
                 self.limits.check_rpm(ask, time.time())
         except FacadeError:
             raise
-        except Exception:
-            log.exception("the limits store failed")
+        except Exception as err:
+            failed = self._dependency_of(err)
+            self.dependencies.report(failed, False)
+            log.warning("%s failed: %s", failed, _describe(err))
             raise UnavailableError(
                 "the store that enforces limits and budgets is unreachable; try again"
             ) from None

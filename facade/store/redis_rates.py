@@ -140,7 +140,8 @@ class RedisRates:
 
     def check_rpm(self, ask: Ask) -> None:
         """A read, no count: 429 when the key's window is already full."""
-        used, now, entries = self._peek(keys=[self._key(ask.key_id)], args=[WINDOW_S])
+        with bounded(dependency="redis"):
+            used, now, entries = self._peek(keys=[self._key(ask.key_id)], args=[WINDOW_S])
         if int(used) >= ask.rpm:
             slots = sorted(tuple(map(int, e.split(b":"))) for e in entries)
             raise rate_error("rpm", ask, slots, int(used), float(now))
