@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from .base import ChatCall
-from .common import THINKING_BUDGETS, chat_tools, refuse_openai_only, tool_arguments
+from .common import (
+    THINKING_BUDGETS,
+    chat_tools,
+    refuse_openai_only,
+    split_data_url,
+    tool_arguments,
+)
 
 KIND = "anthropic"
 # (parameter, does this value ask for what Claude cannot do?, why); top_logprobs needs logprobs.
@@ -241,18 +247,10 @@ def _blocks(content, i: int) -> list[dict]:
     return blocks
 
 
-def _split_data_url(url: str) -> tuple[str, str] | None:
-    """`data:<type>;base64,<data>` -> (type, data); None for anything else."""
-    head, sep, data = url.partition(",")
-    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
-        return None
-    return head[5:-7], data
-
-
 def _image(url: str, i: int) -> dict:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
-    parsed = _split_data_url(url)
+    parsed = split_data_url(url)
     if parsed is None:
         raise UnsupportedParameterError(
             f"messages[{i}].content", KIND, "images must be base64 data: URLs or http(s) URLs"
@@ -262,7 +260,7 @@ def _image(url: str, i: int) -> dict:
 
 
 def _document(file: dict, i: int) -> dict:
-    parsed = _split_data_url(file.get("file_data") or "")
+    parsed = split_data_url(file.get("file_data") or "")
     if parsed is None or parsed[0] != "application/pdf":
         raise UnsupportedParameterError(
             f"messages[{i}].content", KIND, "only PDF files sent as base64 data: URLs"

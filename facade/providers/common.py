@@ -34,6 +34,15 @@ def tool_arguments(arguments: str, param: str, kind: str) -> dict:
     return value
 
 
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """`data:<type>;base64,<data>` -> (type, data); None for anything else (vendors that take
+    inline media want the type and the base64 apart)."""
+    head, sep, data = url.partition(",")
+    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
+        return None
+    return head[5:-7], data
+
+
 # Thinking budgets (tokens) for OpenAI's `reasoning_effort`, for vendors that take a budget.
 THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576, "xhigh": 32768}
 _PRICED_TIERS = ("flex", "scale", "priority")

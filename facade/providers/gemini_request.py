@@ -8,7 +8,13 @@ from __future__ import annotations
 from .. import jsonutil
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from .base import ChatCall
-from .common import THINKING_BUDGETS, chat_tools, refuse_openai_only, tool_arguments
+from .common import (
+    THINKING_BUDGETS,
+    chat_tools,
+    refuse_openai_only,
+    split_data_url,
+    tool_arguments,
+)
 
 KIND = "gemini"
 _CONFIG = (  # OpenAI field, generationConfig field, default value that is left unsent
@@ -156,12 +162,12 @@ def _parts(content, i: int) -> list[dict]:
 
 
 def _inline(url: str, i: int, what: str) -> dict:
-    head, sep, data = url.partition(",")
-    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
+    parsed = split_data_url(url)
+    if parsed is None:
         raise UnsupportedParameterError(
             f"messages[{i}].content", KIND, f"{what} must be sent inline as base64 data: URLs"
         )
-    return {"inlineData": {"mimeType": head[5:-7], "data": data}}
+    return {"inlineData": {"mimeType": parsed[0], "data": parsed[1]}}
 
 
 def _text(content, i: int, where: str) -> str:
