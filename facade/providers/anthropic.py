@@ -46,7 +46,7 @@ from ..errors import UpstreamError
 from .anthropic_request import build_payload as build_payload  # the request half, re-exported
 from .anthropic_request import count_tokens_payload as count_tokens_payload
 from .base import ChatCall
-from .common import event_json
+from .common import event_json, token_counts
 from .sse import SSEEvent
 
 KIND = "anthropic"
@@ -117,8 +117,9 @@ def parse_response(data: dict, call: ChatCall) -> dict:
             {"index": 0, "message": message, "finish_reason": _finish(data.get("stop_reason"))}
         ],
     }
-    if isinstance(data.get("usage"), dict):
-        answer["usage"] = _usage(data["usage"])
+    usage = _usage(data.get("usage"))
+    if usage is not None:
+        answer["usage"] = usage
     if call.native is not None:
         answer["native"] = data  # a Messages client gets Claude's own answer
     return answer
@@ -128,13 +129,16 @@ def _finish(stop_reason: str | None) -> str:
     return FINISH_REASONS.get(stop_reason or "", "stop")
 
 
-def _usage(usage: dict) -> dict:
-    prompt = sum(int(usage.get(key) or 0) for key in ("input_tokens", *_CACHE_KEYS))
-    completion = int(usage.get("output_tokens") or 0)
-    out = {"prompt_tokens": prompt, "completion_tokens": completion}
+def _usage(usage: object) -> dict | None:
+    """Claude's counts in OpenAI's shape: cache reads and writes are not part of Claude's
+    `input_tokens`, but are of `prompt_tokens`. None when the counts are odd."""
+    counts = token_counts(usage, _USAGE_KEYS)
+    if counts is None:
+        return None
+    fresh, completion, written, cached = counts
+    prompt = fresh + written + cached
+    out: dict = {"prompt_tokens": prompt, "completion_tokens": completion}
     out["total_tokens"] = prompt + completion
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
     details = {}
     if cached:
         details["cached_tokens"] = cached
@@ -201,7 +205,10 @@ class _StreamState:
         elif kind == "message_stop":
             self.stopped = True
             end = [] if self.finished else [self.chunk({}, "stop")]
-            return [*end, {**self.base, "choices": [], "usage": _usage(self.usage)}]
+            usage = _usage(self.usage)
+            if usage is not None:
+                end.append({**self.base, "choices": [], "usage": usage})
+            return end
         elif kind == "error":
             raise UpstreamError(_message_of(data) or "the upstream reported an error mid-stream")
         # ping, content_block_stop and event types added later carry nothing for us

@@ -34,6 +34,24 @@ def tool_arguments(arguments: str, param: str, kind: str) -> dict:
     return value
 
 
+def token_counts(usage: object, names: tuple[str, ...]) -> list[int] | None:
+    """A vendor usage object's counters by name, a missing one 0; None when the object or a
+    counter is odd (not a non-negative integer): the pipeline then estimates the counts, where
+    `int()` of a string would have failed the answer and a negative count lowered the cost."""
+    if not isinstance(usage, dict):
+        return None
+    counts = []
+    for name in names:
+        value = usage.get(name)
+        if value is None:
+            counts.append(0)
+        elif type(value) is int and value >= 0:
+            counts.append(value)
+        else:
+            return None
+    return counts
+
+
 def split_data_url(url: str) -> tuple[str, str] | None:
     """`data:<type>;base64,<data>` -> (type, data); None for anything else (vendors that take
     inline media want the type and the base64 apart)."""

@@ -45,7 +45,7 @@ from .. import jsonutil
 from ..config import ProviderConfig
 from ..errors import UnsupportedParameterError, UpstreamError
 from .base import ChatCall, EmbeddingCall
-from .common import event_json
+from .common import event_json, token_counts
 from .gemini_request import build_payload as build_payload  # the request half, re-exported
 from .sse import SSEEvent
 
@@ -157,18 +157,30 @@ def _finish(reason: str | None, called: bool) -> str | None:
     return "tool_calls" if called and finish == "stop" else finish
 
 
-def _usage(meta) -> dict | None:
-    if not isinstance(meta, dict):
+_USAGE_KEYS = (
+    "promptTokenCount",
+    "toolUsePromptTokenCount",
+    "candidatesTokenCount",
+    "thoughtsTokenCount",
+    "cachedContentTokenCount",
+)
+
+
+def _usage(meta: object) -> dict | None:
+    """Gemini's counts in OpenAI's shape: thoughts are output, tool-use prompts input, the
+    cached count part of the prompt. None when the counts are odd."""
+    counts = token_counts(meta, _USAGE_KEYS)
+    if counts is None:
         return None
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    prompt, tool_prompt, candidates, thoughts, cached = counts
+    prompt += tool_prompt
+    completion = candidates + thoughts
     usage: dict = {"prompt_tokens": prompt, "completion_tokens": completion}
     usage["total_tokens"] = prompt + completion
     if thoughts:
         usage["completion_tokens_details"] = {"reasoning_tokens": thoughts}
-    if meta.get("cachedContentTokenCount"):
-        usage["prompt_tokens_details"] = {"cached_tokens": meta["cachedContentTokenCount"]}
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
     return usage
 
 

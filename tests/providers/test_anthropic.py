@@ -466,6 +466,24 @@ def test_nonsense_answers_are_upstream_errors(data):
         anthropic.parse_response(data, call())
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"input_tokens": "12", "output_tokens": 3},
+        {"input_tokens": 12, "output_tokens": -3},
+        {"input_tokens": 12, "output_tokens": 3, "cache_read_input_tokens": [1]},
+        {"input_tokens": True, "output_tokens": 3},
+    ],
+)
+def test_odd_usage_counts_leave_the_usage_out_for_the_pipeline_to_estimate(usage):
+    data = {"content": [{"type": "text", "text": "x"}], "stop_reason": "end_turn", "usage": usage}
+    assert "usage" not in anthropic.parse_response(data, call())
+    events = text_stream("x")
+    events[-2][1]["usage"] = usage  # message_delta: the counts so far
+    chunks = list(anthropic.translate_stream(sse(*events), call(stream=True)))
+    assert chunks[-1]["choices"] and all("usage" not in c for c in chunks)
+
+
 # -- stream -------------------------------------------------------------------------------
 
 

@@ -700,3 +700,15 @@ def test_embedding_nonsense_is_an_upstream_error(data):
 def test_events_of_the_wrong_shape_are_upstream_errors(event):
     with pytest.raises(UpstreamError):
         list(gemini.translate_stream(sse(event), call()))
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"promptTokenCount": "7", "candidatesTokenCount": 3},
+        {"promptTokenCount": 7, "candidatesTokenCount": -3},
+        {"promptTokenCount": 7, "candidatesTokenCount": 3, "cachedContentTokenCount": "2"},
+    ],
+)
+def test_odd_usage_counts_leave_the_usage_out_for_the_pipeline_to_estimate(meta):
+    assert "usage" not in gemini.parse_response(answer({"text": "x"}, usageMetadata=meta), call())
