@@ -174,21 +174,19 @@ def run_responses(body: dict, enveloped: bool) -> Response | dict:
     # The conversation a later request continues: this one's, without its instructions.
     asked = chat["messages"][1:] if body.get("instructions") else list(chat["messages"])
 
-    def keep(events: ResponseEvents) -> None:
+    def keep(response: dict) -> None:
         if store is not None:
-            reply = answer.assistant_message(events.items)
-            _save(store, response_id, key.id, events.final, asked + ([reply] if reply else []))
+            reply = answer.assistant_message(response["output"])
+            _save(store, response_id, key.id, response, asked + ([reply] if reply else []))
 
     if body["stream"]:
         events = ResponseEvents(body, response_id, created_at)
         wire = _enveloped_event if enveloped else _plain_event
         done = DONE_EVENT if enveloped else b""
-        return run_chat(chat, ResponsesPresenter(events, wire, done, keep, enveloped))
-    data = run_chat(chat, None)
-    response = answer.from_chat(data, body, response_id, created_at)
-    if store is not None:
-        reply = answer.assistant_message(response["output"])
-        _save(store, response_id, key.id, response, asked + ([reply] if reply else []))
+        presenter = ResponsesPresenter(events, wire, done, lambda e: keep(e.final), enveloped)
+        return run_chat(chat, presenter)
+    response = answer.from_chat(run_chat(chat, None), body, response_id, created_at)
+    keep(response)
     return response
 
 

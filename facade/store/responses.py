@@ -26,14 +26,14 @@ class ResponseStore:
     def __init__(self, store: Store, *, retention_days: int) -> None:
         self.store = store
         self.retention_days = retention_days
-        self._sql = [store.q(INSERT), store.q(SELECT), store.q(PRUNE)]
+        self._insert, self._select, self._prune = store.q(INSERT), store.q(SELECT), store.q(PRUNE)
         self._next_prune = 0.0
 
     def save(self, response_id: str, key_id: str, response: dict, context: list[dict]) -> None:
         """Keep one answered response and its conversation (a fresh id: never an update)."""
         body = jsonutil.dumps({"response": response, "context": context}).decode()
         row = (response_id, key_id, float(response["created_at"]), body)
-        self.store.autocommit(lambda cur: cur.execute(self._sql[0], row))
+        self.store.autocommit(lambda cur: cur.execute(self._insert, row))
         if time.monotonic() >= self._next_prune:
             self.prune()
 
@@ -41,7 +41,7 @@ class ResponseStore:
         """`{"response", "context"}` when this key stored that id; None otherwise (another
         key's response is not told apart from a missing one)."""
         rows = self.store.autocommit(
-            lambda cur: cur.execute(self._sql[1], (response_id, key_id)).fetchall()
+            lambda cur: cur.execute(self._select, (response_id, key_id)).fetchall()
         )
         return jsonutil.loads(rows[0][0]) if rows else None
 
@@ -51,4 +51,4 @@ class ResponseStore:
         if self.retention_days <= 0:
             return 0
         cutoff = time.time() - self.retention_days * 86400
-        return self.store.autocommit(lambda cur: cur.execute(self._sql[2], (cutoff,)).rowcount)
+        return self.store.autocommit(lambda cur: cur.execute(self._prune, (cutoff,)).rowcount)
