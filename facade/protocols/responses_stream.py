@@ -32,6 +32,11 @@ class ResponseEvents:
         self._seq += 1
         return event
 
+    def _text_event(self, kind: str, index: int, **fields) -> dict:
+        """An event about the text part of the message item at output `index`."""
+        item_id = self.items[index]["id"]
+        return self._event(kind, item_id=item_id, output_index=index, content_index=0, **fields)
+
     def _start(self, model: str | None) -> list[dict]:
         self.response = answer.skeleton(self.body, self.response_id, model, self.created_at)
         return [
@@ -61,28 +66,14 @@ class ResponseEvents:
             item = answer.message_item(self.response_id, "", status="in_progress")
             self.items.append(item)
             self._text = {"index": index, "text": []}
-            part = answer.text_part("")
             events.append(self._event("response.output_item.added", output_index=index, item=item))
             events.append(
-                self._event(
-                    "response.content_part.added",
-                    item_id=item["id"],
-                    output_index=index,
-                    content_index=0,
-                    part=part,
-                )
+                self._text_event("response.content_part.added", index, part=answer.text_part(""))
             )
         self._text["text"].append(text)
         index = self._text["index"]
         events.append(
-            self._event(
-                "response.output_text.delta",
-                item_id=self.items[index]["id"],
-                output_index=index,
-                content_index=0,
-                delta=text,
-                logprobs=[],
-            )
+            self._text_event("response.output_text.delta", index, delta=text, logprobs=[])
         )
         return events
 
@@ -94,23 +85,9 @@ class ResponseEvents:
         text = "".join(self._text["text"])
         item = answer.message_item(self.response_id, text)
         self.items[index] = item
-        part = item["content"][0]
         return [
-            self._event(
-                "response.output_text.done",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                text=text,
-                logprobs=[],
-            ),
-            self._event(
-                "response.content_part.done",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                part=part,
-            ),
+            self._text_event("response.output_text.done", index, text=text, logprobs=[]),
+            self._text_event("response.content_part.done", index, part=item["content"][0]),
             self._event("response.output_item.done", output_index=index, item=item),
         ]
 
