@@ -251,6 +251,30 @@ def admin_headers(key: str = ADMIN_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def with_vendor_models(config: dict, fake_url: str) -> dict:
+    """`config` plus Anthropic- and Gemini-kind providers on the fake, and the models `claude`
+    and `gem` on them (for tests that run one request shape against every vendor)."""
+    config["providers"] += [
+        {"name": "anthropic", "kind": "anthropic", "base_url": fake_url, "api_key": "a"},
+        {"name": "google", "kind": "gemini", "base_url": f"{fake_url}/v1beta", "api_key": "g"},
+    ]
+    config["models"] += [
+        {"name": "claude", "targets": [{"provider": "anthropic", "model": "claude-x"}]},
+        {"name": "gem", "targets": [{"provider": "google", "model": "gemini-x"}]},
+    ]
+    return config
+
+
+def openai_sdk(server: Server, key: str = TEAM_KEY):
+    """The official `openai` client on a server's `/v1`, no retries; trust_env off so an
+    HTTP(S)_PROXY in the environment cannot reroute 127.0.0.1."""
+    import httpx2
+    from openai import OpenAI
+
+    http = httpx2.Client(trust_env=False, timeout=20)
+    return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, http_client=http)
+
+
 def chat_body(text: str = "hello", model: str = "gpt-test", **fields) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": text}], **fields}
 

@@ -7,13 +7,11 @@ elsewhere; reasoning tokens come back in usage and metrics.
 
 from __future__ import annotations
 
-import httpx2
 import openai
 import pytest
 import requests
-from openai import OpenAI
 
-from tests.support import TEAM_KEY, base_config, start_gunicorn
+from tests.support import TEAM_KEY, base_config, openai_sdk, start_gunicorn, with_vendor_models
 
 PARAMS = {
     "reasoning_effort": "low",
@@ -57,8 +55,7 @@ def server(fake_upstream, tmp_path_factory):
 
 @pytest.fixture
 def client(server):
-    http = httpx2.Client(trust_env=False, timeout=20)
-    c = OpenAI(base_url=f"{server.url}/v1", api_key=TEAM_KEY, max_retries=0, http_client=http)
+    c = openai_sdk(server)
     yield c
     c.close()
 
@@ -139,23 +136,9 @@ def test_reasoning_tokens_in_usage_and_metrics(client, server):
 
 @pytest.fixture(scope="module")
 def vendors(fake_upstream, tmp_path_factory):
-    config = base_config(fake_upstream.url)
-    config["providers"] += [
-        {"name": "anthropic", "kind": "anthropic", "base_url": fake_upstream.url, "api_key": "a"},
-        {
-            "name": "google",
-            "kind": "gemini",
-            "base_url": f"{fake_upstream.url}/v1beta",
-            "api_key": "g",
-        },
-    ]
-    config["models"] += [
-        {"name": "claude", "targets": [{"provider": "anthropic", "model": "claude-x"}]},
-        {"name": "gem", "targets": [{"provider": "google", "model": "gemini-x"}]},
-    ]
+    config = with_vendor_models(base_config(fake_upstream.url), fake_upstream.url)
     srv = start_gunicorn(tmp_path_factory.mktemp("vendors"), config)
-    http = httpx2.Client(trust_env=False, timeout=20)
-    c = OpenAI(base_url=f"{srv.url}/v1", api_key=TEAM_KEY, max_retries=0, http_client=http)
+    c = openai_sdk(srv)
     yield c
     c.close()
     assert srv.stop() == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import httpx2
 import openai
 import pytest
 import requests
@@ -22,7 +21,9 @@ from tests.support import (
     TEAM_KEY,
     admin_headers,
     base_config,
+    openai_sdk,
     start_gunicorn,
+    with_vendor_models,
 )
 
 POOR_KEY = "sk-poor-SECRET-00000001"
@@ -41,20 +42,7 @@ WEATHER = {
 
 @pytest.fixture(scope="module")
 def server(fake_upstream, tmp_path_factory):
-    config = base_config(fake_upstream.url)
-    config["providers"] += [
-        {"name": "anthropic", "kind": "anthropic", "base_url": fake_upstream.url, "api_key": "a"},
-        {
-            "name": "google",
-            "kind": "gemini",
-            "base_url": f"{fake_upstream.url}/v1beta",
-            "api_key": "g",
-        },
-    ]
-    config["models"] += [
-        {"name": "claude", "targets": [{"provider": "anthropic", "model": "claude-x"}]},
-        {"name": "gem", "targets": [{"provider": "google", "model": "gemini-x"}]},
-    ]
+    config = with_vendor_models(base_config(fake_upstream.url), fake_upstream.url)
     config["keys"].append(
         {"name": "poor", "key": POOR_KEY, "models": ["*"], "budget_usd": 0.000001}
     )
@@ -68,8 +56,7 @@ def server(fake_upstream, tmp_path_factory):
 
 
 def sdk(server, key: str = TEAM_KEY) -> OpenAI:
-    http = httpx2.Client(trust_env=False, timeout=20)
-    return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, http_client=http)
+    return openai_sdk(server, key)
 
 
 @pytest.fixture

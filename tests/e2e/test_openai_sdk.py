@@ -6,12 +6,18 @@ arrives as the SDK's own exception class and a stream parses chunk by chunk.
 
 from __future__ import annotations
 
-import httpx2
 import openai
 import pytest
 from openai import OpenAI
 
-from tests.support import OTHER_KEY, TEAM_KEY, UPSTREAM_SECRET, base_config, start_gunicorn
+from tests.support import (
+    OTHER_KEY,
+    TEAM_KEY,
+    UPSTREAM_SECRET,
+    base_config,
+    openai_sdk,
+    start_gunicorn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +30,7 @@ def server(fake_upstream, tmp_path_factory):
 
 
 def sdk(server, key: str = TEAM_KEY) -> OpenAI:
-    # trust_env off: an HTTP(S)_PROXY in the environment must not reroute 127.0.0.1.
-    http = httpx2.Client(trust_env=False, timeout=20)
-    return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, http_client=http)
+    return openai_sdk(server, key)
 
 
 @pytest.fixture
