@@ -89,9 +89,9 @@ def usage_tokens(usage: dict | None) -> tuple[int, int] | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int) and prompt >= 0 and completion >= 0:
+    if type(prompt) is int and type(completion) is int and prompt >= 0 and completion >= 0:
         return prompt, completion
-    return None
+    return None  # a bool is an int to isinstance, not a count
 
 
 NO_DETAILS = (0, 0, 0)
@@ -99,7 +99,7 @@ NO_DETAILS = (0, 0, 0)
 
 def _count(details: object, name: str) -> int:
     value = details.get(name) if isinstance(details, dict) else None
-    return value if isinstance(value, int) and value > 0 else 0
+    return value if type(value) is int and value > 0 else 0
 
 
 def usage_details(usage: dict, input_tokens: int, output_tokens: int) -> tuple[int, int, int]:

@@ -51,6 +51,7 @@ def test_usage_tokens_rejects_odd_usage():
     assert usage_tokens(None) is None
     assert usage_tokens({"prompt_tokens": "3", "completion_tokens": 4}) is None
     assert usage_tokens({"prompt_tokens": -1, "completion_tokens": 4}) is None
+    assert usage_tokens({"prompt_tokens": True, "completion_tokens": 4}) is None
 
 
 def test_cached_and_cache_write_input_are_priced_apart():
