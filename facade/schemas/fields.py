@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -93,9 +94,10 @@ class StrictNumber(fields.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float | int:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise self.make_error("invalid")
-        if isinstance(value, int) and not is_int64(value):
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.make_error("invalid")
+        elif not INT64_MIN <= value <= INT64_MAX:
             raise self.make_error("invalid")
         return value
 
