@@ -78,6 +78,9 @@ class NoAccounting:
     ) -> Admission:
         return self._admission
 
+    def precheck(self, key: ApiKey) -> None:
+        return None
+
 
 def largest_cost_nusd(
     plan: list[tuple[ModelConfig, TargetConfig]], input_tokens: int, cap: int | None, n: int = 1
