@@ -195,6 +195,12 @@ class ModelStatsRowSchema(Schema):
     ttft_p50_s = fields.Float(
         allow_none=True, metadata={"description": "Time to first token, successful only."}
     )
+    cache_hits = fields.Integer(
+        metadata={"description": "Of `requests`, those answered from the response cache."}
+    )
+    cache_hit_rate = fields.Float(
+        metadata={"description": "cache_hits / requests, 0..1 (the latencies leave hits out)."}
+    )
 
 
 class ModelStatsReportSchema(Schema):

@@ -205,7 +205,7 @@
     return 10 * step;
   }
 
-  // -- models: requests, error rate, latency percentiles -----------------------------------
+  // -- models: requests, error rate, latency percentiles, cache hit rate --------------------
   function drawModels(models) {
     var body = $("models").tBodies[0];
     body.textContent = "";
@@ -220,11 +220,13 @@
       tr.appendChild(el("td", { "class": "num", "data-field": "latency_p50_s" }, seconds(m.latency_p50_s)));
       tr.appendChild(el("td", { "class": "num", "data-field": "latency_p95_s" }, seconds(m.latency_p95_s)));
       tr.appendChild(el("td", { "class": "num", "data-field": "ttft_p50_s" }, seconds(m.ttft_p50_s)));
+      tr.appendChild(el("td", { "class": "num", "data-field": "cache_hit_rate" },
+        ((m.cache_hit_rate || 0) * 100).toFixed(1) + "%"));
       body.appendChild(tr);
     });
     if (!models.length) {
       var tr = el("tr");
-      tr.appendChild(el("td", { colspan: "6", "class": "muted" }, "No requests in the last 30 days."));
+      tr.appendChild(el("td", { colspan: "7", "class": "muted" }, "No requests in the last 30 days."));
       body.appendChild(tr);
     }
   }

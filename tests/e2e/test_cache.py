@@ -253,6 +253,11 @@ def test_hits_count_against_rpm_but_not_tpm_or_budget(server, fake_upstream):
         ).json()["data"]["rows"]
     assert [(r["requests"], r["cache_hits"]) for r in rows] == [(3, 2)]
     assert rows[0]["cost_usd"] == pytest.approx(miss.json()["data"]["metrics"]["cost_usd"])
+    # The dashboard's per-model report shows the hit rate.
+    with http() as s:
+        models = s.get(f"{server.url}/api/v1/admin/usage/models", headers=ADMIN).json()["data"]
+    gpt = next(r for r in models["rows"] if r["model"] == "gpt-test")
+    assert gpt["cache_hits"] >= 2 and 0 < gpt["cache_hit_rate"] < 1
 
 
 def test_cache_metrics_count_results_and_saved_dollars(server, fake_upstream):

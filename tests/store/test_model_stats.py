@@ -40,5 +40,28 @@ def test_model_stats_on_both_stores(store):
             "latency_p50_s": 10.0,  # successes are 2..19: the 9th of 18
             "latency_p95_s": 19.0,
             "ttft_p50_s": 1.0,
+            "cache_hits": 0,
+            "cache_hit_rate": 0.0,
         }
     ]
+
+
+def test_cache_hits_are_counted_and_kept_out_of_the_percentiles(store):
+    ts = datetime(2026, 1, 5, 12, tzinfo=UTC).timestamp()
+    base = {
+        "ts": ts, "day": "2026-01-05", "key_id": "k", "model": "m", "provider": "p",
+        "upstream_model": "u", "input_tokens": 1, "output_tokens": 1, "cost_nusd": 0,
+        "status": 200, "cached_input_tokens": 0,
+    }  # fmt: skip
+    rows = [
+        {**base, "latency_s": 2.0, "ttft_s": 1.0, "request_id": "a", "cache_hit": False},
+        *(
+            {**base, "latency_s": 0.001, "ttft_s": 0.001, "request_id": f"h{i}", "cache_hit": True}
+            for i in range(3)
+        ),
+    ]
+    with store.transaction() as conn:
+        conn.execute(usage_records.insert(), rows)
+    (got,) = model_stats(store, date(2026, 1, 1), date(2026, 1, 31))
+    assert (got["requests"], got["cache_hits"], got["cache_hit_rate"]) == (4, 3, 0.75)
+    assert got["latency_p50_s"] == 2.0 and got["ttft_p50_s"] == 1.0
