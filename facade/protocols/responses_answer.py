@@ -54,10 +54,15 @@ def skeleton(
     }
 
 
-def message_item(response_id: str, text: str, status: str = "completed") -> dict:
+def message_item(
+    response_id: str, text: str, status: str = "completed", output_index: int = 0
+) -> dict:
+    """A message output item; its id is told apart by its index when it is not the first
+    output item (a stream may say more text after a tool call)."""
+    suffix = f"_{output_index}" if output_index else ""
     return {
         "type": "message",
-        "id": "msg_" + response_id.removeprefix("resp_"),
+        "id": "msg_" + response_id.removeprefix("resp_") + suffix,
         "status": status,
         "role": "assistant",
         "content": [text_part(text)] if status == "completed" else [],

@@ -61,9 +61,9 @@ class ResponseEvents:
 
     def _text_delta(self, text: str) -> list[dict]:
         events = []
-        if self._text is None:
+        if self._text is None or self._text.get("closed"):  # text after a call: a new item
             index = len(self.items)
-            item = answer.message_item(self.response_id, "", status="in_progress")
+            item = answer.message_item(self.response_id, "", "in_progress", index)
             self.items.append(item)
             self._text = {"index": index, "text": []}
             events.append(self._event("response.output_item.added", output_index=index, item=item))
@@ -83,7 +83,7 @@ class ResponseEvents:
         self._text["closed"] = True
         index = self._text["index"]
         text = "".join(self._text["text"])
-        item = answer.message_item(self.response_id, text)
+        item = {**self.items[index], "status": "completed", "content": [answer.text_part(text)]}
         self.items[index] = item
         return [
             self._text_event("response.output_text.done", index, text=text, logprobs=[]),

@@ -94,3 +94,23 @@ def test_length_finish_is_incomplete_and_failure_is_failed():
         "code": "upstream_error",
         "message": "the upstream broke",
     }
+
+
+def test_text_after_a_tool_call_opens_a_new_message_item():
+    call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    _, out = run(
+        chunk({"content": "first"}),
+        chunk({"tool_calls": [call]}),
+        chunk({"content": "then"}),
+        chunk({}, "tool_calls"),
+    )
+    done: set[int] = set()
+    for event in out:  # no event about an item after that item is done
+        if "output_index" in event and event["type"] != "response.output_item.added":
+            assert event["output_index"] not in done, event
+        if event["type"] == "response.output_item.done":
+            done.add(event["output_index"])
+    final = out[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["message", "function_call", "message"]
+    assert len({i["id"] for i in final["output"]}) == 3
+    assert final["output_text"] == "firstthen"
