@@ -20,6 +20,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from .chat_content import ContentField
 from .fields import (
     JSONObject,
     StopField,
@@ -32,39 +33,10 @@ from .fields import (
 )
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 LEVELS = ("low", "medium", "high")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 AUDIO_FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
-
-
-class ContentField(fields.Field):
-    """A message's content: a string, an array of parts, or null."""
-
-    default_error_messages = {
-        "invalid": "Must be a string, an array of content parts, or null.",
-        "part": "Each content part must be an object with a known 'type' ("
-        + ", ".join(PART_TYPES)
-        + ") and its matching field.",
-    }
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return value
-        if not isinstance(value, list) or not value:
-            raise self.make_error("invalid")
-        for part in value:
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind not in PART_TYPES:
-                raise self.make_error("part")
-            if kind == "text" and not isinstance(part.get("text"), str):
-                raise self.make_error("part")
-            if kind == "image_url":
-                image = part.get("image_url")
-                if not isinstance(image, dict) or not isinstance(image.get("url"), str):
-                    raise self.make_error("part")
-        return value
 
 
 class FunctionCallSchema(StrictSchema):

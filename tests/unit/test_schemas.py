@@ -176,3 +176,39 @@ def test_route_schema_keeps_extras_for_passthrough():
     assert body["min_p"] == 0.1 and sorted(extra_params(body)) == ["chat_template_kwargs", "min_p"]
     with pytest.raises(ValidationError):  # nested objects stay strict
         ROUTE_SCHEMA.load({"messages": [{"role": "user", "content": "x", "min_p": 1}]})
+
+
+def user_parts(*parts: dict) -> dict:
+    return {"messages": [{"role": "user", "content": list(parts)}]}
+
+
+@pytest.mark.parametrize(
+    ("part", "param"),
+    [
+        ({"type": "text", "text": "x", "cache": 1}, "messages[0].content[0].cache"),
+        ({"type": "image_url", "image_url": {"url": "u", "detial": "low"}}, "image_url.detial"),
+        ({"type": "image_url", "image_url": {"url": "u", "detail": "max"}}, "image_url.detail"),
+        ({"type": "image_url", "image_url": "u"}, "messages[0].content[0].image_url"),
+        ({"type": "input_audio"}, "messages[0].content[0].input_audio"),
+        ({"type": "input_audio", "input_audio": {"data": "AA", "format": "ogg"}}, "format"),
+        ({"type": "file", "file": {}}, "messages[0].content[0].file.file_data"),
+        ({"type": "file", "file": {"file_id": 5}}, "messages[0].content[0].file.file_id"),
+    ],
+)
+def test_content_parts_are_strict_and_named(part, param):
+    """A misspelt or odd field inside a part is a 400 naming it, as at the top level: a
+    vendor translation would otherwise drop it without a word."""
+    assert param_of(**user_parts({"type": "text", "text": "ok"}, part)).endswith(
+        param.replace("content[0]", "content[1]")
+    )
+
+
+def test_every_part_kind_loads_as_sent():
+    parts = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}},
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,AA", "filename": "a"}},
+        {"type": "file", "file": {"file_id": "file-1"}},
+    ]
+    assert load(**user_parts(*parts))["messages"][0]["content"] == parts
