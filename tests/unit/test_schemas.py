@@ -212,3 +212,39 @@ def test_every_part_kind_loads_as_sent():
         {"type": "file", "file": {"file_id": "file-1"}},
     ]
     assert load(**user_parts(*parts))["messages"][0]["content"] == parts
+
+
+def test_the_route_schema_loads_and_refuses_as_the_whole_schema_does():
+    """The routes load with a schema of only the names a body holds (for speed): the same
+    body and the same errors as the whole schema, and a bounded number of such schemas."""
+    from facade.schemas.chat_request import CHAT_FIELDS, ROUTE_SCHEMA
+
+    bodies = [
+        {"messages": MSG},
+        {"model": "m", "messages": MSG, "max_tokens": 5, "temperature": 0.5, "n": 2},
+        {"messages": MSG, "stream": True, "stream_options": {"include_usage": True}},
+        {"messages": MSG, "tool_choice": "auto"},
+        {"messages": MSG, "stream_options": {"include_usage": True}},
+        {"messages": MSG, "top_logprobs": 2},
+        {"messages": []},
+        {},
+        {"model": "m"},
+        {"messages": MSG, "max_tokens": 0, "seed": 2**64},
+    ]
+    for body in bodies:
+        try:
+            expected = SCHEMA.load(body)
+        except ValidationError as err:
+            with pytest.raises(ValidationError) as info:
+                ROUTE_SCHEMA.load(body)
+            assert info.value.messages == err.messages
+        else:
+            assert ROUTE_SCHEMA.load(body) == expected
+    names = sorted(CHAT_FIELDS - {"messages", "stream_options"})
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            try:
+                ROUTE_SCHEMA.load({"messages": MSG, names[i]: None, names[j]: None})
+            except ValidationError:
+                pass
+    assert len(ROUTE_SCHEMA._by_names) <= 256
