@@ -53,7 +53,7 @@ plain_blp = _PlainBlueprint(
 )
 plain_blp.before_request(authenticate)
 
-SCHEMA = ResponsesRequestSchema()  # an instance: built once
+SCHEMA = ResponsesRequestSchema(sparse=True)  # an instance: built once
 ERRORS = error_responses(400, 401, 403, 404, 413, 415, 429, 502, 503, 504)
 OK_RESPONSE = {
     "description": "A `response` object with `metrics` in the envelope; with `stream: true`, "

@@ -16,7 +16,6 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
-    missing,
     validate,
     validates_schema,
 )
@@ -24,6 +23,7 @@ from marshmallow import (
 from .chat_content import ContentField
 from .fields import (
     JSONObject,
+    SparseSchema,
     StopField,
     StrictBoolean,
     StrictInteger,
@@ -261,40 +261,21 @@ def _penalty() -> StrictNumber:
     return StrictNumber(allow_none=True, validate=validate.Range(-2, 2))
 
 
-class ChatRequestSchema(StrictSchema):
+class ChatRequestSchema(SparseSchema):
     """An OpenAI Chat Completions request."""
 
     def __init__(self, *, keep_extras: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.keep_extras = keep_extras
-        self._by_names: dict[frozenset[str], Schema] = {}
 
     def load(self, data: Any, **kwargs: Any) -> Any:
-        """Validate; with `keep_extras`, unknown top-level names come back unvalidated, and
-        the body is loaded by a schema of only the names it holds (see `_schema_for`)."""
-        if not self.keep_extras or not isinstance(data, dict):
-            return super().load(data, **kwargs)
-        extras = None
-        if not CHAT_FIELDS.issuperset(data):
+        """Validate; with `keep_extras`, unknown top-level names come back unvalidated."""
+        if self.keep_extras and isinstance(data, dict) and not CHAT_FIELDS.issuperset(data):
             extras = {k: v for k, v in data.items() if k not in CHAT_FIELDS}
-            data = {k: v for k, v in data.items() if k in CHAT_FIELDS}
-        body = self._schema_for(data.keys()).load(data, **kwargs)
-        if extras:
+            body = super().load({k: v for k, v in data.items() if k in CHAT_FIELDS}, **kwargs)
             body.update(extras)
-        return body
-
-    def _schema_for(self, names: Any) -> Schema:
-        """A strict schema of the named fields plus those always loaded (required or with a
-        default). Marshmallow visits every field of a schema, present or not: the whole one,
-        40 fields, cost about four times what a usual body's few do. Built once per set of
-        names; past 256 sets the whole schema serves, so odd bodies cannot grow the cache."""
-        key = frozenset(names)
-        schema = self._by_names.get(key)
-        if schema is None:
-            if len(self._by_names) >= 256:
-                return WHOLE_SCHEMA
-            schema = self._by_names[key] = ChatRequestSchema(only=key | ALWAYS_LOADED)
-        return schema
+            return body
+        return super().load(data, **kwargs)
 
     model = StrictString(
         allow_none=True,
@@ -362,16 +343,9 @@ class ChatRequestSchema(StrictSchema):
 
 
 # Every top-level name the schema knows (the rest may be a provider's passthrough extra).
-WHOLE_SCHEMA = ChatRequestSchema()
-CHAT_FIELDS = frozenset(WHOLE_SCHEMA.fields)
-# Loaded whether the body names them or not: required, or with a default.
-ALWAYS_LOADED = frozenset(
-    name
-    for name, field in WHOLE_SCHEMA.fields.items()
-    if field.required or field.load_default is not missing
-)
+CHAT_FIELDS = frozenset(ChatRequestSchema().fields)
 # What the routes load with: nested objects stay strict, the top level keeps extras.
-ROUTE_SCHEMA = ChatRequestSchema(keep_extras=True)
+ROUTE_SCHEMA = ChatRequestSchema(keep_extras=True, sparse=True)
 
 
 def extra_params(body: dict) -> list[str]:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
 # What makes text unprintable: C0 and C1 controls (ESC starts a terminal escape, a newline
 # forges a log or CLI line), the line and paragraph separators, and the bidi overrides
@@ -47,6 +47,39 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+class SparseSchema(StrictSchema):
+    """A strict schema that, as a route's instance (`sparse=True`), loads each body with a
+    copy of itself limited to the names the body holds plus those always loaded (required or
+    with a default). Marshmallow visits every field of a schema, present or not: a plain chat
+    body cost ~80 us through the 40-field schema, ~21 us through its own few. One copy per
+    set of names, at most 256; past that the whole schema serves, so odd bodies cannot grow
+    the cache, and a body with a name the schema lacks gets the whole schema's 400."""
+
+    def __init__(self, *, sparse: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sparse = sparse
+        self._by_names: dict[frozenset[str], Schema] = {}
+        self._always = frozenset(
+            name
+            for name, field in self.fields.items()
+            if field.required or field.load_default is not missing
+        )
+
+    def load(self, data: Any, **kwargs: Any) -> Any:
+        if self.sparse and isinstance(data, dict) and self.fields.keys() >= data.keys():
+            schema = self._schema_for(data.keys())
+            if schema is not None:
+                return schema.load(data, **kwargs)
+        return super().load(data, **kwargs)
+
+    def _schema_for(self, names: Any) -> Schema | None:
+        key = frozenset(names)
+        schema = self._by_names.get(key)
+        if schema is None and len(self._by_names) < 256:
+            schema = self._by_names[key] = type(self)(only=key | self._always)
+        return schema
 
 
 def load_each(value: list, pick: Callable[[Any], Schema | dict | list]) -> list[dict]:

@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from .chat_request import LEVELS, REASONING_EFFORTS, SERVICE_TIERS, metadata_field
 from .fields import (
     JSONObject,
+    SparseSchema,
     StrictBoolean,
     StrictInteger,
     StrictNumber,
@@ -233,7 +234,7 @@ class TextSchema(StrictSchema):
     verbosity = StrictString(allow_none=True, validate=one_of(*LEVELS))
 
 
-class ResponsesRequestSchema(StrictSchema):
+class ResponsesRequestSchema(SparseSchema):
     """An OpenAI Responses API request, as far as the chat pipeline can carry it."""
 
     model = StrictString(

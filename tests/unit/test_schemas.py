@@ -248,3 +248,26 @@ def test_the_route_schema_loads_and_refuses_as_the_whole_schema_does():
             except ValidationError:
                 pass
     assert len(ROUTE_SCHEMA._by_names) <= 256
+
+
+def test_the_responses_route_schema_loads_and_refuses_as_the_whole_one():
+    from facade.schemas.responses_request import ResponsesRequestSchema
+
+    whole, sparse = ResponsesRequestSchema(), ResponsesRequestSchema(sparse=True)
+    bodies = [
+        {"input": "x"},
+        {"model": "m", "input": "x", "max_output_tokens": 5, "store": False, "stream": True},
+        {"input": "x", "bogus": 1},
+        {"input": "x", "max_output_tokens": 2**64},
+        {"model": "m"},
+        {},
+    ]
+    for body in bodies:
+        try:
+            expected = whole.load(body)
+        except ValidationError as err:
+            with pytest.raises(ValidationError) as info:
+                sparse.load(body)
+            assert info.value.messages == err.messages
+        else:
+            assert sparse.load(body) == expected
