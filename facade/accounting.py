@@ -4,17 +4,24 @@
 settled with the true cost once the call is measured, or released if nothing was called.
 
 `StoreAccounting` does it for real. A key with no rpm, tpm or budget costs nothing here but an
-object: its usage is queued for the batched writer. A limited key costs one short write
-transaction (SQLite, or PostgreSQL without Redis) that checks and counts the rate and reserves
-the request's largest possible cost; with Redis, one script call for the rates plus one
-conditional upsert for the budget. Settling only queues: see `store/usage.py`.
+object: its usage is journaled locally and queued for the batched writer. A limited key costs
+one short write transaction (SQLite, or PostgreSQL without Redis) that checks and counts the
+rate and reserves (holds) the request's largest possible cost; with Redis, one script call
+for the rates plus one statement for the budget hold. Settling only journals and queues: see
+`store/usage.py`.
+
+Each admission carries the server-made request id (unique: the usage row's key and the
+hold's) and the caller's X-Request-ID, kept beside it in the row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import tempfile
 import time
+from pathlib import Path
 from typing import Protocol
 
 from .config import ModelConfig, TargetConfig
@@ -25,6 +32,7 @@ from .parallel import ParallelGate, ParallelSlot
 from .settings import Settings
 from .store import Store
 from .store.bounded import StoreTimeoutError
+from .store.db import sqlite_path
 from .store.health import Dependencies
 from .store.limits import Ask, SqlLimits
 from .store.periods import PeriodClock
@@ -51,11 +59,14 @@ class Accounting(Protocol):
         request_id: str,
         session_id: str | None = None,
         native: dict | None = None,
+        client_request_id: str | None = None,
         *,
         cached: bool = False,
     ) -> Admission:
         """Admit one request or raise 429. `cached`: answered from the response cache, so
-        it asks for a request (rpm) and a parallel slot only, never tokens or budget."""
+        it asks for a request (rpm) and a parallel slot only, never tokens or budget.
+        `request_id` is the server-made one (the usage row's key); `client_request_id` the
+        caller's X-Request-ID, kept beside it."""
 
     def precheck(self, key: ApiKey) -> None: ...
 
@@ -74,7 +85,8 @@ class NoAccounting:
     _admission = _FreeAdmission()
 
     def admit(
-        self, key, plan, body, request_id, session_id=None, native=None, *, cached=False
+        self, key, plan, body, request_id, session_id=None, native=None,
+        client_request_id=None, *, cached=False,
     ) -> Admission:
         return self._admission
 
@@ -133,19 +145,21 @@ class StoreAdmission:
     """One admitted request; settles or releases exactly once."""
 
     __slots__ = (
-        "acct", "key", "first", "request_id", "ts", "day", "period_start", "reserved", "slot",
-        "tokens", "parallel", "session_id", "cached",
+        "acct", "key", "first", "request_id", "client_request_id", "ts", "day", "period_start",
+        "reserved", "slot", "tokens", "parallel", "session_id", "cached",
     )  # fmt: skip
 
     def __init__(
-        self, acct, key, plan, request_id, ts, period_start, session_id=None, cached=False
-    ):
+        self, acct, key, plan, request_id, ts, period_start, session_id=None, cached=False,
+        client_request_id=None,
+    ):  # fmt: skip
         self.acct = acct
         self.cached = cached  # a cache hit: no tokens counted against tpm, no budget held
         self.session_id = session_id
         self.key = key
         self.first = plan[0]
-        self.request_id = request_id
+        self.request_id = request_id  # server-made, unique: the usage row's key
+        self.client_request_id = client_request_id
         self.ts = ts
         self.day = acct.clock.day(ts)
         self.period_start = period_start
@@ -161,6 +175,8 @@ class StoreAdmission:
             parallel.release()
 
     def settle(self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200) -> None:
+        """Record the measured call; `request_id` is the caller-facing id, unused here (the
+        row is keyed by the admission's own server-made id)."""
         self._give_back_slot()
         if self.acct is None:
             return
@@ -179,18 +195,20 @@ class StoreAdmission:
             cost,
             metrics.get("latency_s", 0.0),
             status,
-            request_id,
+            self.client_request_id or self.request_id,
             metrics.get("time_to_first_token_s"),
             metrics.get("cached_input_tokens", 0),
             self.session_id,
             bool(metrics.get("cache_hit")),
+            self.request_id,
         )
         delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
         if self.cached:
             delta = 0
         acct.writer.add(
-            Settlement(usage, self.key.id, self.period_start, cost, self.reserved, self.slot, delta)
-        )
+            Settlement(usage, self.key.id, self.period_start, cost, self.reserved > 0, self.slot,
+                       delta)
+        )  # fmt: skip
 
     def release(self, error: BaseException | None = None) -> None:
         """The call failed before any answer: nothing spent; the reservation goes back."""
@@ -212,16 +230,32 @@ class StoreAdmission:
             0,
             round(time.time() - self.ts, 6),
             status,
-            self.request_id,
+            self.client_request_id or self.request_id,
             None,
             0,
             self.session_id,
             False,
+            self.request_id,
         )
         delta = -self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(
-            Settlement(usage, self.key.id, self.period_start, 0, self.reserved, self.slot, delta)
-        )
+            Settlement(usage, self.key.id, self.period_start, 0, self.reserved > 0, self.slot,
+                       delta)
+        )  # fmt: skip
+
+
+def journal_root(settings: Settings, database_url: str) -> Path:
+    """The usage journal of this database: FACADE_JOURNAL_DIR, else beside the SQLite file,
+    else in the temp directory; one subdirectory per database, so instances on different
+    databases never replay each other's journals."""
+    if settings.journal_dir:
+        base = Path(settings.journal_dir)
+    else:
+        db_file = sqlite_path(database_url)
+        base = db_file.parent / "journal" if db_file else Path(tempfile.gettempdir())
+        if not db_file:
+            base = base / "facade-journal"
+    return base / hashlib.sha256(database_url.encode()).hexdigest()[:12]
 
 
 class StoreAccounting:
@@ -233,7 +267,6 @@ class StoreAccounting:
         max_parallel_per_key: int = 500,
     ) -> None:
         self.store = store
-        self.limits = SqlLimits(store)
         self.dependencies = dependencies or Dependencies()
         self.redis = None
         if settings.redis_url:
@@ -251,12 +284,24 @@ class StoreAccounting:
             self.redis,
             flush_s=settings.usage_flush_s,
             retention_days=settings.usage_retention_days,
+            journal_root=journal_root(settings, store.url),
+            lease_s=settings.lease_s,
         )
+        self.limits = SqlLimits(store, self.writer.owner)
         self.clock = PeriodClock()
+        # At once on start: settle what dead workers of this instance answered and give back
+        # what they held. This worker's lease is taken by its writer thread, started by its
+        # first settlement or budget hold (a hold made before it has no lease row for a
+        # moment; only holds older than a lease without one are taken for orphans).
+        try:
+            self.writer.sweep(register=False)
+        except Exception:  # a serving worker's thread sweeps again every lease_s / 3
+            log.exception("could not recover what dead workers left; will retry")
         self.writer.prune_usage()
 
     def admit(
-        self, key, plan, body, request_id, session_id=None, native=None, *, cached=False
+        self, key, plan, body, request_id, session_id=None, native=None,
+        client_request_id=None, *, cached=False,
     ) -> StoreAdmission:
         # A key with rpm or tpm has its parallel slot counted in Redis by the rate script (a
         # cache hit is rated by rpm alone).
@@ -273,6 +318,7 @@ class StoreAccounting:
                 session_id,
                 native,
                 cached,
+                client_request_id,
             )
         except BaseException:
             parallel.release()
@@ -281,12 +327,13 @@ class StoreAccounting:
         return admission
 
     def _admit_limits(
-        self, key, plan, body, request_id, parallel, session_id=None, native=None, cached=False
-    ) -> StoreAdmission:
+        self, key, plan, body, request_id, parallel, session_id=None, native=None, cached=False,
+        client_request_id=None,
+    ) -> StoreAdmission:  # fmt: skip
         now = time.time()
         period_start = self.clock.start(key.budget_period, now)
         admission = StoreAdmission(
-            self, key, plan, request_id, now, period_start, session_id, cached
+            self, key, plan, request_id, now, period_start, session_id, cached, client_request_id
         )
         if cached:  # one request of the rpm, if the key has one; no tokens, no budget
             if key.rpm is None:
@@ -298,6 +345,8 @@ class StoreAccounting:
             input_tokens, cap, n, tokens = demand(plan, body, native)
             tpm, budget = key.tpm, key.budget_usd
             reserve = 0 if budget is None else largest_cost_nusd(plan, input_tokens, cap, n)
+            if budget is not None and self.writer.idle:
+                self.writer.start()  # its lease covers the holds this worker makes
         ask = Ask(
             key_id=key.id,
             key_name=key.name,
@@ -308,6 +357,7 @@ class StoreAccounting:
             reserve_nusd=reserve,
             period=key.budget_period,
             period_start=period_start,
+            request_id=request_id,
         )
         try:
             admission.slot = self._admit(ask, now, parallel)
@@ -317,6 +367,12 @@ class StoreAccounting:
             failed = self._dependency_of(err)
             self.dependencies.report(failed, False)
             log.warning("%s failed: %s", failed, _describe(err), extra={"request_id": request_id})
+            if ask.budget_nusd is not None:
+                # The store may have committed the hold and lost the acknowledgement: have
+                # the writer give it back (a no-op if it was never made).
+                self.writer.add(
+                    Settlement(None, key.id, admission.period_start, 0, True, hold_id=request_id)
+                )
             raise UnavailableError(
                 "the store that enforces limits and budgets is unreachable; try again"
             ) from None

@@ -10,7 +10,9 @@ from typing import Any
 class Outcome:
     route: str = "unmatched"
     method: str = ""
-    request_id: str = ""
+    request_id: str = ""  # what the caller sees: its own X-Request-ID, else the server's id
+    server_request_id: str = ""  # made here, unique: the usage row's key
+    client_request_id: str | None = None  # the caller's X-Request-ID, if it sent a sane one
     key_name: str | None = None
     key_prefix: str | None = None
     model: str | None = None

@@ -161,8 +161,16 @@ class ChatPipeline:
         `attempt(admission, model, target, n, trace)` makes one upstream attempt; the
         admission is released if no upstream answer comes of any of them.
         """
+        # The usage row's key is the server's own id; the caller's X-Request-ID rides beside
+        # it (two tenants may send the same one).
         admission = self.accounting.admit(
-            key, plan, body, request_id, session_id=outcome.session_id, native=native
+            key,
+            plan,
+            body,
+            outcome.server_request_id or request_id,
+            session_id=outcome.session_id,
+            native=native,
+            client_request_id=outcome.client_request_id,
         )
         try:
             return self._with_fallback(plan, request_id, outcome, partial(attempt, admission))

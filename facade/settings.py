@@ -183,6 +183,12 @@ class Settings:
     usage_retention_days: int = _setting("FACADE_USAGE_RETENTION_DAYS", _whole(0), 90)
     # How often each worker writes its queued usage records and budget settlements.
     usage_flush_s: float = _setting("FACADE_USAGE_FLUSH_S", _seconds, 0.25)
+    # Where each worker journals its usage before answering (replayed after a crash). Default:
+    # a `journal` directory beside the SQLite file, or `facade-journal` in the temp directory.
+    journal_dir: str | None = _setting("FACADE_JOURNAL_DIR", _optional, None)
+    # A worker's budget holds outlive it by at most this (plus a third of it): other workers
+    # give them back once its lease, renewed every third of it, has run out.
+    lease_s: float = _setting("FACADE_LEASE_S", _seconds, 30.0)
     # Namespace of Facade's keys in a Redis shared with other applications.
     redis_prefix: str = _setting("FACADE_REDIS_PREFIX", str, "facade:")
     # Connections each worker keeps to PostgreSQL (per pool; the request path has its own).

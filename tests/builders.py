@@ -72,7 +72,7 @@ class RecordingAccounting:
         self.log: list = []
 
     def admit(
-        self, key, plan, body, request_id, session_id=None, native=None
+        self, key, plan, body, request_id, session_id=None, native=None, client_request_id=None
     ) -> RecordingAdmission:
         self.log.append(("admit", [(m.name, t.model) for m, t in plan], request_id))
         return RecordingAdmission(self.log)

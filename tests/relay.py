@@ -2,14 +2,34 @@
 
 Faults are injected on the wire, for this instance only: the shared servers stay up for
 every other test.
+
+`drop_commit_acks = n` loses the acknowledgement of every n-th PostgreSQL COMMIT (0: none):
+the server's `CommandComplete("COMMIT")` is swallowed and both sides are reset, so the
+server has committed and the client cannot know it.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 
 from tests.support import free_port
+
+# PostgreSQL's CommandComplete message for a COMMIT: 'C', int32 length, "COMMIT\0".
+COMMIT_COMPLETE = b"C" + struct.pack("!i", 4 + len(b"COMMIT\0")) + b"COMMIT\0"
+
+
+def reset(sock: socket.socket) -> None:
+    """Cut a connection at once (linger 0: a reset, not a graceful close). shutdown() first,
+    since the other direction's thread is blocked in recv() on the same socket and a bare
+    close() would not release it."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 class TcpProxy:
@@ -23,6 +43,9 @@ class TcpProxy:
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
+        self.drop_commit_acks = 0  # lose every n-th COMMIT acknowledgement (0: none)
+        self.commits = 0
+        self.dropped_commit_acks = 0
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
@@ -84,8 +107,8 @@ class TcpProxy:
             upstream.settimeout(None)  # the timeout was for connecting: idle is fine
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, from_server in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, from_server), daemon=True).start()
 
     @staticmethod
     def _swallow(conn: socket.socket) -> None:
@@ -95,9 +118,23 @@ class TcpProxy:
         except OSError:
             pass
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _lose_commit_ack(self, data: bytes) -> bool:
+        with self._lock:
+            if self.drop_commit_acks <= 0 or COMMIT_COMPLETE not in data:
+                return False
+            self.commits += 1
+            if self.commits % self.drop_commit_acks:
+                return False
+            self.dropped_commit_acks += 1
+            return True
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
         try:
             while data := src.recv(65536):
+                if from_server and self._lose_commit_ack(data):
+                    reset(dst)
+                    reset(src)
+                    return
                 if not self._stalled.is_set():
                     dst.sendall(data)
         except OSError:

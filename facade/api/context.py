@@ -19,13 +19,30 @@ def gateway() -> Gateway:
 
 
 def request_id() -> str:
-    """The caller's X-Request-ID when it is sane, else a fresh one; fixed per request."""
+    """The caller's X-Request-ID when it is sane, else the server's own; fixed per request.
+
+    This is the id the caller sees (echoed, sent upstream, in errors and log lines). Usage
+    is keyed by `server_request_id()`, which no caller can make collide with another's."""
     rid = g.get("request_id")
     if rid is None:
-        given = request.headers.get("X-Request-ID")
-        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        given = client_request_id()
+        rid = given if given is not None else server_request_id()
         g.request_id = rid
     return rid
+
+
+def server_request_id() -> str:
+    """A fresh id made here for this request (the usage row's unique key)."""
+    rid = g.get("server_request_id")
+    if rid is None:
+        rid = g.server_request_id = uuid.uuid4().hex
+    return rid
+
+
+def client_request_id() -> str | None:
+    """The caller's X-Request-ID when it sent a sane one."""
+    given = request.headers.get("X-Request-ID")
+    return given if given and _REQUEST_ID.match(given) else None
 
 
 def caller(authorization: str | None = None) -> ApiKey:

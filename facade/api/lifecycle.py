@@ -7,7 +7,7 @@ from flask import Flask, Response, current_app, g, request
 
 from ..outcome import Outcome
 from ..telemetry import observe, tracing
-from .context import request_id
+from .context import client_request_id, request_id, server_request_id
 
 # Probes and scrapes are counted in metrics but get no access line: they would drown it.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -22,6 +22,8 @@ def register_lifecycle(app: Flask) -> None:
             method=request.method,
             request_id=request_id(),
             cache_control=request.headers.get("Cache-Control"),
+            server_request_id=server_request_id(),
+            client_request_id=client_request_id(),
         )
         g.outcome = outcome
         observe.start(outcome)

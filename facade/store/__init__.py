@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 class Store:
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
         self.engine: Engine = make_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"

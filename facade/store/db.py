@@ -46,6 +46,14 @@ def normalize_url(raw: str) -> str:
     return raw
 
 
+def sqlite_path(raw_url: str) -> Path | None:
+    """The database file of a SQLite URL; None for any other database."""
+    url = make_url(normalize_url(raw_url))
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database)
+
+
 def make_engine(raw_url: str, *, autocommit: bool = False, pool_size: int = 5) -> Engine:
     url = make_url(normalize_url(raw_url))
     backend = url.get_backend_name()

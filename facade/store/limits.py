@@ -7,13 +7,18 @@ write lock (SQLite's, or a per-key advisory lock on PostgreSQL), so they are exa
 workers: of 20 requests at once on an rpm of 10, exactly 10 pass.
 
 A budget is reserved by one conditional upsert on the (key, period) ledger row: it adds the
-request's largest possible cost to `reserved_nusd` only if spent + reserved + it still fits.
-The settle (true cost in, reservation out) comes later, batched (see `usage.py`).
+request's largest possible cost to `reserved_nusd` only if spent + reserved + it still fits,
+and by a hold row naming the request and the worker that owns it (`budget_holds`), so a dead
+worker's holds can be given back (see `ledger.py`). On PostgreSQL both are one statement (a
+data-modifying CTE), which does nothing when the request's hold already exists: a retry after
+a lost acknowledgement reserves once. The settle (true cost in, hold out) comes later,
+batched (see `usage.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 from ..errors import BudgetExceededError, RateLimitError
 from . import Store
@@ -36,6 +41,8 @@ class Ask:
     reserve_nusd: int
     period: str
     period_start: str
+    # The hold's key: the request's server-made id (fresh when the caller gives none).
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def rated(self) -> bool:
@@ -100,8 +107,9 @@ def budget_error(ask: Ask, spent_nusd: int, reserved_nusd: int, now: float) -> B
 class SqlLimits:
     """Rate slots and budget reservations in the store (SQLite or PostgreSQL)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, owner: str = "") -> None:
         self.store = store
+        self.owner = owner
         q = store.q
         self._sum = q(
             "SELECT coalesce(sum(requests), 0), coalesce(sum(tokens), 0) FROM rate_slots"
@@ -127,6 +135,10 @@ class SqlLimits:
             "SELECT spent_nusd, reserved_nusd FROM budget_ledger"
             " WHERE key_id = ? AND period_start = ?"
         )
+        self._hold = q(
+            "INSERT INTO budget_holds (request_id, key_id, period_start, amount_nusd, owner, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+        )
         # Serializes one key's rate check and increment across PostgreSQL sessions.
         self._lock = None if store.is_sqlite else "SELECT pg_advisory_xact_lock(hashtext(%s))"
 
@@ -144,7 +156,9 @@ class SqlLimits:
         if not rates:
             if ask.budget_nusd is None:
                 return None
-            # One conditional upsert is atomic alone: no explicit transaction needed.
+            if self.store.is_sqlite:
+                return self.store.atomic(lambda cur: self._reserve_step(cur, ask, now))
+            # One statement (a CTE) is atomic alone: no explicit transaction needed.
             return self.store.autocommit(lambda cur: self._reserve_step(cur, ask, now))
         return self.store.atomic(lambda cur: self._admit_step(cur, ask, now))
 
@@ -176,10 +190,29 @@ class SqlLimits:
         return slot
 
     def _reserve_step(self, cur, ask: Ask, now: float) -> None:
-        cur.execute(
-            self._reserve, (ask.key_id, ask.period_start, ask.reserve_nusd, ask.budget_nusd)
-        )
-        if cur.rowcount != 1:
+        if self.store.is_sqlite:
+            cur.execute(
+                self._reserve, (ask.key_id, ask.period_start, ask.reserve_nusd, ask.budget_nusd)
+            )
+            held = cur.rowcount == 1
+            if held:
+                cur.execute(
+                    self._hold,
+                    (ask.request_id, ask.key_id, ask.period_start, ask.reserve_nusd, self.owner,
+                     now),
+                )  # fmt: skip
+        else:
+            args = {
+                "rid": ask.request_id,
+                "key": ask.key_id,
+                "period": ask.period_start,
+                "amount": ask.reserve_nusd,
+                "budget": ask.budget_nusd,
+                "owner": self.owner,
+                "ts": now,
+            }
+            ((held,),) = cur.execute(PG_RESERVE, args).fetchall()
+        if not held:
             rows = cur.execute(self._ledger, (ask.key_id, ask.period_start)).fetchall()
             spent, reserved = rows[0] if rows else (0, 0)
             raise budget_error(ask, spent, reserved, now)
@@ -189,12 +222,27 @@ class SqlLimits:
         self.admit(ask, now, rates=False)
 
 
-# -- the batched settle (run by the usage writer inside its flush transaction) --------------
-SETTLE_LEDGER = (
-    "INSERT INTO budget_ledger (key_id, period_start, spent_nusd, reserved_nusd)"
-    " VALUES (?, ?, ?, 0) ON CONFLICT (key_id, period_start) DO UPDATE"
-    " SET spent_nusd = budget_ledger.spent_nusd + excluded.spent_nusd,"
-    " reserved_nusd = budget_ledger.reserved_nusd - ?"
+# Reserve and hold in one statement; 1 when held (now, or by an earlier try of this request
+# whose acknowledgement was lost), 0 when the budget cannot cover it.
+PG_RESERVE = """
+WITH prior AS (
+  SELECT 1 FROM budget_holds WHERE request_id = %(rid)s::varchar
+), reserved AS (
+  INSERT INTO budget_ledger AS l (key_id, period_start, spent_nusd, reserved_nusd)
+  SELECT %(key)s::varchar, %(period)s::varchar, 0, %(amount)s::bigint
+  WHERE NOT EXISTS (SELECT 1 FROM prior)
+  ON CONFLICT (key_id, period_start) DO UPDATE
+  SET reserved_nusd = l.reserved_nusd + excluded.reserved_nusd
+  WHERE l.spent_nusd + l.reserved_nusd + excluded.reserved_nusd <= %(budget)s::bigint
+  RETURNING 1
+), held AS (
+  INSERT INTO budget_holds (request_id, key_id, period_start, amount_nusd, owner, ts)
+  SELECT %(rid)s::varchar, %(key)s::varchar, %(period)s::varchar, %(amount)s::bigint,
+         %(owner)s::varchar, %(ts)s::float8
+  FROM reserved
+  RETURNING 1
 )
-CORRECT_TOKENS = "UPDATE rate_slots SET tokens = tokens + ? WHERE key_id = ? AND slot = ?"
+SELECT (SELECT count(*) FROM prior) + (SELECT count(*) FROM held)
+"""
+
 PRUNE_SLOTS = "DELETE FROM rate_slots WHERE slot <= ?"

@@ -126,6 +126,37 @@ def _cache_columns(conn: Connection) -> None:
     )
 
 
+def _v8(conn: Connection) -> None:
+    """Idempotent usage (a unique server request id beside the caller's) and owned budget holds."""
+    statements = [
+        # `request_id` stays the id the caller sees (its X-Request-ID, which two tenants may
+        # share); the server's own id beside it is the unique key. Older rows get one made up.
+        "ALTER TABLE usage_records ADD COLUMN server_request_id VARCHAR(64)",
+        "UPDATE usage_records SET server_request_id = 'v7-' || CAST(id AS VARCHAR)",
+        "CREATE UNIQUE INDEX ux_usage_server_request_id ON usage_records (server_request_id)",
+        # One row per request holding budget: who holds it (a worker, `store_owners`) and how
+        # much. The ledger's reserved_nusd is their sum, kept beside them for a one-row check.
+        """CREATE TABLE budget_holds (
+            request_id VARCHAR(64) PRIMARY KEY,
+            key_id VARCHAR(40) NOT NULL,
+            period_start VARCHAR(10) NOT NULL,
+            amount_nusd BIGINT NOT NULL,
+            owner VARCHAR(96) NOT NULL,
+            ts DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX ix_holds_owner ON budget_holds (owner)",
+        """CREATE TABLE store_owners (
+            owner VARCHAR(96) PRIMARY KEY,
+            instance VARCHAR(64) NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+        # Holds made before v8 have no owner, so nothing could ever give them back.
+        "UPDATE budget_ledger SET reserved_nusd = 0",
+    ]
+    for sql in statements:
+        conn.exec_driver_sql(sql)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
@@ -134,6 +165,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (5, _v5),
     (6, _v6),
     (7, _cache_columns),
+    (8, _v8),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -67,11 +67,14 @@ usage_records = Table(
     Column("cost_nusd", BigInteger, nullable=False),
     Column("latency_s", Float, nullable=False),
     Column("status", Integer, nullable=False),
+    # The id the caller sees: its X-Request-ID if it sent one, else the server's.
     Column("request_id", String(128), nullable=False),
     Column("ttft_s", Float),  # time to first token; NULL for failures and old rows
     Column("cached_input_tokens", Integer, nullable=False),  # read from the prompt cache
     Column("session_id", String(128)),  # the client's conversation id (LLMstudio), if any
     Column("cache_hit", Boolean, nullable=False),  # answered from the response cache, at no cost
+    # The server-made id, unique: a batch written twice (a lost acknowledgement) counts once.
+    Column("server_request_id", String(64), unique=True),
 )
 
 
@@ -82,6 +85,25 @@ stored_responses = Table(
     Column("key_id", String(40), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("body", Text, nullable=False),  # JSON: {"response": ..., "context": [messages]}
+)
+
+budget_holds = Table(
+    "budget_holds",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("key_id", String(40), nullable=False),
+    Column("period_start", String(10), nullable=False),
+    Column("amount_nusd", BigInteger, nullable=False),
+    Column("owner", String(96), nullable=False),
+    Column("ts", Float, nullable=False),
+)
+
+store_owners = Table(
+    "store_owners",
+    metadata,
+    Column("owner", String(96), primary_key=True),
+    Column("instance", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 

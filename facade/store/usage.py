@@ -1,137 +1,226 @@
-"""Usage records and settlements, written off the request path in batches.
+"""Usage records and settlements: journaled at once, written to the store in batches.
 
-A request's end only appends to an in-memory queue. A background thread (a greenlet under
-gunicorn's gevent worker) writes the queue every `flush_s` in one transaction: the usage rows,
-the ledger settlements (true cost into `spent`, the reservation out of `reserved`, summed per
-key and period) and the tpm corrections. Until a settlement is written its reservation stays
-held, so a late flush makes a budget stricter for a moment, never overspent. `close()` (called
-by gunicorn's `worker_exit` hook through `app.facade_close`) writes what is left.
+A request's end appends its settlement to this worker's journal (one local `os.write`, see
+`journal.py`) and to an in-memory queue; no store round trip. A background thread (a
+greenlet under gunicorn's gevent worker) writes the queue every `flush_s` in one idempotent
+transaction (`ledger.py`): usage rows, spend, holds given back, tpm corrections; then the
+journal segments it covered are removed. Until a settlement is written its hold stays, so a
+late flush makes a budget stricter for a moment, never overspent. `close()` (gunicorn's
+`worker_exit` hook, through `app.facade_close`) writes what is left.
 
-The same thread prunes usage rows older than the retention period at start and once a day,
-and rate slots that have left the window.
+Every `lease_s / 3` the same thread renews this worker's lease and sweeps: it replays the
+journal of any dead worker of this machine (one whose journal lock is free) and gives back
+that worker's holds, then gives back the holds of owners anywhere whose lease ran out. A new
+worker sweeps once as it starts, so a restarted instance settles and releases at once.
+
+It also prunes usage rows older than the retention period (at start and once a day), and
+rate slots that have left the window.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import deque
-from dataclasses import dataclass
+from pathlib import Path
 
 from . import Store
-from .limits import CORRECT_TOKENS, PRUNE_SLOTS, SETTLE_LEDGER, WINDOW_S
+from .journal import Journal, dead_owners, forget, live_owners, read_records, segments
+from .ledger import Ledger, Settlement
+from .limits import PRUNE_SLOTS, WINDOW_S
 
 log = logging.getLogger("facade.usage")
 
-INSERT_USAGE = (
-    "INSERT INTO usage_records (ts, day, key_id, model, provider, upstream_model, input_tokens,"
-    " output_tokens, cost_nusd, latency_s, status, request_id, ttft_s, cached_input_tokens,"
-    " session_id, cache_hit)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 PRUNE_USAGE = "DELETE FROM usage_records WHERE ts < ?"
-MAX_QUEUE = 200_000  # if the store is down this long, drop the oldest rather than grow forever
+MAX_QUEUE = 200_000  # past this (a long store outage) the journal alone keeps the rest
 PRUNE_SLOTS_EVERY_S = 60.0
 PRUNE_USAGE_EVERY_S = 86400.0
+REPLAY_BATCH = 2000
+
+__all__ = ["Settlement", "UsageWriter", "instance_id"]
 
 
-@dataclass(slots=True)
-class Settlement:
-    """One finished request: its usage row and what it changes in the ledger and rate slots."""
-
-    usage: tuple  # the usage_records row, in INSERT_USAGE order
-    key_id: str
-    period_start: str
-    spent_nusd: int
-    reserved_nusd: int
-    slot: int | None = None
-    token_delta: int = 0
+def instance_id(journal_root: Path) -> str:
+    """This machine and journal directory: the workers that can see each other's locks."""
+    seed = f"{socket.gethostname()}:{journal_root.resolve()}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
 class UsageWriter:
-    def __init__(self, store: Store, redis_rates=None, *, flush_s: float, retention_days: int):
+    def __init__(
+        self,
+        store: Store,
+        redis_rates=None,
+        *,
+        flush_s: float,
+        retention_days: int,
+        journal_root: Path | None = None,
+        lease_s: float = 30.0,
+    ) -> None:
         self.store = store
         self.redis = redis_rates
         self.flush_s = flush_s
         self.retention_days = retention_days
+        self.lease_s = lease_s
+        self.ledger = Ledger(store)
+        self.owner = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        # Made on first use (a settlement, or the lease taken by the first periodic sweep), so
+        # a process that never serves (a CLI command) leaves no journal and no lease behind.
+        self.journal: Journal | None = None
+        self.journal_root = journal_root
+        self.instance = instance_id(journal_root) if journal_root is not None else ""
         self._queue: deque[Settlement] = deque()
+        self._overflowed = False
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        q = store.q
-        self._sql = [q(INSERT_USAGE), q(SETTLE_LEDGER), q(CORRECT_TOKENS)]
 
+    # -- the request path ----------------------------------------------------------------
     def add(self, settlement: Settlement) -> None:
+        """Journal the settlement (durable against a crash of this process) and queue it."""
+        journal = self.journal or self._open_journal()
+        if journal is not None:
+            journal.append(settlement.record())
         self._queue.append(settlement)
+        if len(self._queue) > MAX_QUEUE:
+            self._queue.popleft()
+            self._overflowed = True
         if self._thread is None:
-            self._start()
+            self.start()
 
-    def _start(self) -> None:
+    # -- the background thread -----------------------------------------------------------
+    def _open_journal(self) -> Journal | None:
+        if self.journal is None and self.journal_root is not None and not self._stop.is_set():
+            self.journal = Journal(self.journal_root, self.owner)
+        return self.journal
+
+    @property
+    def idle(self) -> bool:
+        """The background thread is not running yet."""
+        return self._thread is None
+
+    def start(self) -> None:
         with self._start_lock:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="facade-usage", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
-        next_slots = next_usage = 0.0
+        next_slots = next_usage = next_sweep = 0.0
         while not self._stop.wait(self.flush_s):
             try:
                 self.flush()
+            except Exception:  # keep the thread alive: the store may come back
+                log.exception("writing usage failed; will retry")
+            try:
                 now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + self.lease_s / 3
+                    self.sweep()
                 if now >= next_slots and self.redis is None:
                     next_slots = now + PRUNE_SLOTS_EVERY_S
                     self.prune_slots()
                 if now >= next_usage:
                     next_usage = now + PRUNE_USAGE_EVERY_S
                     self.prune_usage()
-            except Exception:  # keep the thread alive: the store may come back
-                log.exception("writing usage failed; will retry")
+            except Exception:
+                log.exception("the usage sweep failed; will retry")
 
     def flush(self) -> int:
         """Write everything queued so far; returns how many requests were written."""
         with self._flush_lock:
             n = len(self._queue)
-            if not n:
+            if not n and not self._overflowed:
                 return 0
             batch = [self._queue.popleft() for _ in range(n)]
+            journal = self.journal
+            if journal is not None:
+                journal.rotate()  # what is added from now on goes to a new segment
             try:
-                self._write(batch)
+                if self._overflowed and journal is not None:
+                    # The queue dropped some: the closed segments hold them all.
+                    self._replay(journal.closed_segments)
+                    self._overflowed = False
+                elif batch:
+                    self._write(batch)
             except Exception:
                 self._queue.extendleft(reversed(batch))
                 while len(self._queue) > MAX_QUEUE:
                     self._queue.popleft()
+                    self._overflowed = True
                 raise
+            if journal is not None:
+                journal.discard_closed()
             return n
 
     def _write(self, batch: list[Settlement]) -> None:
-        ledger: dict[tuple[str, str], list[int]] = {}
-        tokens: dict[tuple[str, int], int] = {}
-        for s in batch:
-            entry = ledger.get((s.key_id, s.period_start))
-            if entry is None:
-                ledger[(s.key_id, s.period_start)] = [s.spent_nusd, s.reserved_nusd]
-            else:
-                entry[0] += s.spent_nusd
-                entry[1] += s.reserved_nusd
-            if s.token_delta and s.slot is not None:
-                where = (s.key_id, s.slot)
-                tokens[where] = tokens.get(where, 0) + s.token_delta
-        insert_usage, settle, correct = self._sql
-        with self.store.transaction() as conn:
-            conn.exec_driver_sql(insert_usage, [s.usage for s in batch])
-            conn.exec_driver_sql(
-                settle, [(k, p, spent, reserved) for (k, p), (spent, reserved) in ledger.items()]
-            )
-            if tokens and self.redis is None:
-                conn.exec_driver_sql(correct, [(d, k, slot) for (k, slot), d in tokens.items()])
+        tokens = self.ledger.write(batch, correct_slots=self.redis is None)
         if tokens and self.redis is not None:
             try:
                 self.redis.correct(tokens)
             except Exception:  # the window only stays stricter for a minute
                 log.warning("could not correct token counts in Redis", exc_info=True)
 
+    def _replay(self, paths: list[Path]) -> int:
+        batch = [Settlement.from_record(r) for r in read_records(paths)]
+        written = 0
+        for i in range(0, len(batch), REPLAY_BATCH):
+            chunk = batch[i : i + REPLAY_BATCH]
+            self.ledger.write(chunk, correct_slots=False)  # those slots are long gone
+            written += len(chunk)
+        return written
+
+    # -- leases and the sweep ------------------------------------------------------------
+    def sweep(self, *, register: bool = True) -> dict[str, int]:
+        """Renew this worker's lease; settle and release what dead workers left.
+
+        Returns counts, for logs and tests: journal lines replayed, owners reclaimed and
+        nano-dollars given back."""
+        if register:
+            # The journal first: a sibling that sees this lease but no journal directory
+            # takes this worker for dead.
+            self._open_journal()
+            self.ledger.renew(self.owner, self.instance, self.lease_s)
+        done = {"replayed": 0, "owners": 0, "released_nusd": 0}
+        if self.journal_root is not None:
+            root = self.journal_root
+            for owner, directory in dead_owners(root, skip=self.owner):
+                # Settle what it answered first, then release what it still held: the other
+                # order would free budget that its answered requests had spent.
+                done["replayed"] += self._replay(segments(directory))
+                self._reclaim(owner, done)
+                forget(directory)
+            local = live_owners(root)
+            for owner in self.ledger.instance_owners(self.instance):
+                if owner not in local:  # its journal is gone: it is not running here
+                    self._reclaim(owner, done)
+        now = time.time()
+        for owner in self.ledger.expired_owners(now):
+            self._reclaim(owner, done)
+        for owner in self.ledger.orphan_owners(now - self.lease_s):
+            if owner != self.owner:
+                self._reclaim(owner, done)
+        if done["replayed"] or done["released_nusd"]:
+            log.warning(
+                "recovered from dead workers: %d usage records replayed, holds of %d owners "
+                "given back ($%.6f)",
+                done["replayed"],
+                done["owners"],
+                done["released_nusd"] / 1e9,
+            )
+        return done
+
+    def _reclaim(self, owner: str, done: dict[str, int]) -> None:
+        done["released_nusd"] += self.ledger.reclaim(owner)
+        done["owners"] += 1
+
+    # -- housekeeping --------------------------------------------------------------------
     def prune_slots(self) -> None:
         oldest = int(time.time()) - WINDOW_S
         with self.store.transaction() as conn:
@@ -149,7 +238,16 @@ class UsageWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        clean = False
         try:
             self.flush()
+            # In-flight requests are over (the graceful timeout): whatever is still held
+            # was never going to settle.
+            self.ledger.reclaim(self.owner)
+            clean = True
         except Exception:
             log.exception("could not write the last usage records at shutdown")
+        if self.journal is not None:
+            # Kept when the store failed: the next start (or a sibling) replays it.
+            self.journal.close(remove=clean)
+            self.journal = None

@@ -166,6 +166,8 @@ def finish(outcome: Outcome, status: int, *, log: bool = True) -> None:
 def access_fields(outcome: Outcome, status: int, duration: float) -> dict:
     fields = {
         "request_id": outcome.request_id,
+        "server_request_id": outcome.server_request_id,
+        "client_request_id": outcome.client_request_id,
         "method": outcome.method,
         "route": outcome.route,
         "status": status,

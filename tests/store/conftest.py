@@ -8,7 +8,15 @@ from sqlalchemy import text
 from facade.store import Store
 from tests.support import pg_database, redis_namespace
 
-TABLES = ("api_keys", "budget_ledger", "rate_slots", "usage_records", "stored_responses")
+TABLES = (
+    "api_keys",
+    "budget_ledger",
+    "rate_slots",
+    "usage_records",
+    "stored_responses",
+    "budget_holds",
+    "store_owners",
+)
 
 
 @pytest.fixture(scope="session")

@@ -88,8 +88,11 @@ def test_the_window_slides(store):
 
 def test_budget_reservations_are_exact_under_concurrency(store):
     limits = SqlLimits(store)
-    one = ask(budget_nusd=10_500, reserve_nusd=1_000)  # the budget covers 10 reservations
-    results, errors = race(40, lambda: limits.admit(one, time.time()))
+    # the budget covers 10 reservations; each request is its own (its own hold)
+    def one() -> Ask:
+        return ask(budget_nusd=10_500, reserve_nusd=1_000)
+
+    results, errors = race(40, lambda: limits.admit(one(), time.time()))
     assert len(results) == 10 and len(errors) == 30
     assert all("budget" in err.message and err.type == "budget_exceeded" for err in errors)
     assert all(0 < int(err.headers["Retry-After"]) for err in errors)  # until the next month
@@ -116,10 +119,12 @@ def test_a_request_dearer_than_the_whole_budget_is_refused_at_once(store):
 
 def test_total_budget_has_no_retry_after(store):
     limits = SqlLimits(store)
-    total = ask(budget_nusd=100, reserve_nusd=100, period="total", period_start="total")
-    limits.admit(total, time.time())
+    def total() -> Ask:  # a new request each time (the same one again is held once)
+        return ask(budget_nusd=100, reserve_nusd=100, period="total", period_start="total")
+
+    limits.admit(total(), time.time())
     with pytest.raises(BudgetExceededError) as err:
-        limits.admit(total, time.time())
+        limits.admit(total(), time.time())
     assert "Retry-After" not in err.value.headers
 
 

@@ -27,7 +27,8 @@ def test_model_stats_on_both_stores(store):
                 "request_id": f"r{i}", "ttft_s": None if status != 200 else i / 10,
             }
         )  # fmt: skip
-    rows.append({**rows[-1], "model": "other", "ts": ts + 86400 * 40, "day": "2026-02-14"})
+    late = {"model": "other", "ts": ts + 86400 * 40, "day": "2026-02-14", "request_id": "r20"}
+    rows.append({**rows[-1], **late})  # request ids are unique
     with store.transaction() as conn:
         conn.execute(usage_records.insert(), rows)
     got = model_stats(store, date(2026, 1, 1), date(2026, 1, 31))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
@@ -14,9 +15,10 @@ from facade.store.usage import Settlement, UsageWriter
 
 
 def usage_row(
-    key_id: str, model: str, day: str, tokens=(3, 5), cost=11_000, status=200, cached=0
+    key_id: str, model: str, day: str, tokens=(3, 5), cost=11_000, status=200, cached=0, rid=None
 ) -> tuple:
     ts = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC).timestamp()
+    rid = rid or uuid.uuid4().hex  # the server's request id: unique per request
     return (
         ts,
         day,
@@ -28,11 +30,12 @@ def usage_row(
         cost,
         0.1,
         status,
-        "rid",
+        rid,  # the id the caller sees (none sent: the server's)
         0.05,
         cached,
         None,
         False,
+        rid,  # the server's own id: the row's unique key
     )
 
 
@@ -42,14 +45,17 @@ def writer(store, **kw) -> UsageWriter:
 
 def test_flush_writes_usage_and_settles_the_ledger(store):
     limits = SqlLimits(store)
-    ask = Ask("key-1", "one", None, 100, 30, 1_000_000, 400_000, "monthly", "2026-01-01")
-    slot = limits.admit(ask, time.time())
-    limits.admit(ask, time.time())
+    asks = [
+        Ask("key-1", "one", None, 100, 30, 1_000_000, 400_000, "monthly", "2026-01-01")
+        for _ in range(2)
+    ]
+    slot = limits.admit(asks[0], time.time())
+    limits.admit(asks[1], time.time())
     w = writer(store)
-    for _ in range(2):  # both settle at a true cost of 11_000 and 8 tokens
+    for ask in asks:  # both settle at a true cost of 11_000 and 8 tokens
         w.add(
             Settlement(
-                usage_row("key-1", "gpt-test", "2026-01-05"),
+                usage_row("key-1", "gpt-test", "2026-01-05", rid=ask.request_id),
                 "key-1",
                 "2026-01-01",
                 11_000,
@@ -155,7 +161,8 @@ def test_retention_prunes_old_usage_and_stale_slots(store):
     old = datetime.now(UTC).timestamp() - 31 * 86400
     w.add(
         Settlement(
-            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0, None, False),
+            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0, None, False,
+             "r"),  # fmt: skip
             "k",
             "x",
             1,
