@@ -16,12 +16,9 @@ hold's) and the caller's X-Request-ID, kept beside it in the row.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import tempfile
 import time
-from pathlib import Path
 from typing import Protocol
 
 from .config import ModelConfig, TargetConfig
@@ -32,12 +29,11 @@ from .parallel import ParallelGate, ParallelSlot
 from .settings import Settings
 from .store import Store
 from .store.bounded import StoreTimeoutError
-from .store.db import sqlite_path
 from .store.health import Dependencies
 from .store.limits import Ask, SqlLimits
 from .store.periods import PeriodClock
 from .store.schema import NANO
-from .store.usage import Settlement, UsageWriter
+from .store.usage import Settlement, UsageWriter, journal_root
 
 log = logging.getLogger("facade.accounting")
 
@@ -174,6 +170,17 @@ class StoreAdmission:
         if parallel is not None:
             parallel.release()
 
+    def _row(
+        self, model, provider, upstream, tokens_in, tokens_out, cost, latency, status, ttft,
+        cached, hit,
+    ) -> tuple:  # fmt: skip
+        """The usage_records row, in ledger.USAGE_COLUMNS order."""
+        return (
+            self.ts, self.day, self.key.id, model, provider, upstream, tokens_in, tokens_out,
+            cost, latency, status, self.client_request_id or self.request_id, ttft, cached,
+            self.session_id, hit, self.request_id,
+        )  # fmt: skip
+
     def settle(self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200) -> None:
         """Record the measured call; `request_id` is the caller-facing id, unused here (the
         row is keyed by the admission's own server-made id)."""
@@ -183,25 +190,12 @@ class StoreAdmission:
         acct, self.acct = self.acct, None
         cost = round(metrics["cost_usd"] * NANO)
         used = metrics["input_tokens"] + metrics["output_tokens"]
-        usage = (
-            self.ts,
-            self.day,
-            self.key.id,
-            model.name,
-            metrics.get("provider"),
-            metrics.get("upstream_model"),
-            metrics["input_tokens"],
-            metrics["output_tokens"],
-            cost,
-            metrics.get("latency_s", 0.0),
-            status,
-            self.client_request_id or self.request_id,
-            metrics.get("time_to_first_token_s"),
-            metrics.get("cached_input_tokens", 0),
-            self.session_id,
-            bool(metrics.get("cache_hit")),
-            self.request_id,
-        )
+        usage = self._row(
+            model.name, metrics.get("provider"), metrics.get("upstream_model"),
+            metrics["input_tokens"], metrics["output_tokens"], cost,
+            metrics.get("latency_s", 0.0), status, metrics.get("time_to_first_token_s"),
+            metrics.get("cached_input_tokens", 0), bool(metrics.get("cache_hit")),
+        )  # fmt: skip
         delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
         if self.cached:
             delta = 0
@@ -218,44 +212,15 @@ class StoreAdmission:
         acct, self.acct = self.acct, None
         status = error.status if isinstance(error, FacadeError) else 502
         model, target = self.first
-        usage = (
-            self.ts,
-            self.day,
-            self.key.id,
-            model.name,
-            target.provider,
-            target.model,
-            0,
-            0,
-            0,
-            round(time.time() - self.ts, 6),
-            status,
-            self.client_request_id or self.request_id,
-            None,
-            0,
-            self.session_id,
-            False,
-            self.request_id,
+        latency = round(time.time() - self.ts, 6)
+        usage = self._row(
+            model.name, target.provider, target.model, 0, 0, 0, latency, status, None, 0, False
         )
         delta = -self.tokens if self.slot is not None and self.key.tpm else 0
         acct.writer.add(
             Settlement(usage, self.key.id, self.period_start, 0, self.reserved > 0, self.slot,
                        delta)
         )  # fmt: skip
-
-
-def journal_root(settings: Settings, database_url: str) -> Path:
-    """The usage journal of this database: FACADE_JOURNAL_DIR, else beside the SQLite file,
-    else in the temp directory; one subdirectory per database, so instances on different
-    databases never replay each other's journals."""
-    if settings.journal_dir:
-        base = Path(settings.journal_dir)
-    else:
-        db_file = sqlite_path(database_url)
-        base = db_file.parent / "journal" if db_file else Path(tempfile.gettempdir())
-        if not db_file:
-            base = base / "facade-journal"
-    return base / hashlib.sha256(database_url.encode()).hexdigest()[:12]
 
 
 class StoreAccounting:
@@ -284,7 +249,7 @@ class StoreAccounting:
             self.redis,
             flush_s=settings.usage_flush_s,
             retention_days=settings.usage_retention_days,
-            journal_root=journal_root(settings, store.url),
+            journal_root=journal_root(settings.journal_dir, store.url),
             lease_s=settings.lease_s,
         )
         self.limits = SqlLimits(store, self.writer.owner)

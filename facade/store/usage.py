@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from collections import deque
 from pathlib import Path
 
 from . import Store
+from .db import sqlite_path
 from .journal import Journal, dead_owners, forget, live_owners, read_records, segments
 from .ledger import Ledger, Settlement
 from .limits import PRUNE_SLOTS, WINDOW_S
@@ -42,7 +44,21 @@ PRUNE_SLOTS_EVERY_S = 60.0
 PRUNE_USAGE_EVERY_S = 86400.0
 REPLAY_BATCH = 2000
 
-__all__ = ["Settlement", "UsageWriter", "instance_id"]
+__all__ = ["Settlement", "UsageWriter", "instance_id", "journal_root"]
+
+
+def journal_root(journal_dir: str | None, database_url: str) -> Path:
+    """The usage journal of this database: FACADE_JOURNAL_DIR, else beside the SQLite file,
+    else in the temp directory; one subdirectory per database, so instances on different
+    databases never replay each other's journals."""
+    if journal_dir:
+        base = Path(journal_dir)
+    else:
+        db_file = sqlite_path(database_url)
+        base = db_file.parent / "journal" if db_file else Path(tempfile.gettempdir())
+        if not db_file:
+            base = base / "facade-journal"
+    return base / hashlib.sha256(database_url.encode()).hexdigest()[:12]
 
 
 def instance_id(journal_root: Path) -> str:
