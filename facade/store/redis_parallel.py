@@ -106,7 +106,7 @@ class RedisParallel:
         self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.held: dict[str, int] = {}
         self._releases: dict[str, int] = {}  # given back here, not yet in Redis
-        self._flush_due = False
+        self._flush_due: threading.Timer | None = None
         self._acquire = client.register_script(ACQUIRE)
         self._renew = client.register_script(RENEW)
         self._stop = threading.Event()
@@ -137,16 +137,15 @@ class RedisParallel:
         """Give a slot back: in Redis with the next acquire, or a flush shortly after."""
         self.held[key_id] = max(0, self.held.get(key_id, 0) - 1)
         self._releases[key_id] = self._releases.get(key_id, 0) + 1
-        if not self._flush_due:
-            self._flush_due = True
-            timer = threading.Timer(RELEASE_DELAY_S, self._flush)
-            timer.daemon = True
-            timer.start()
+        if self._flush_due is None and not self._stop.is_set():
+            self._flush_due = threading.Timer(RELEASE_DELAY_S, self._flush)
+            self._flush_due.daemon = True
+            self._flush_due.start()
 
     def _flush(self) -> None:
-        self._flush_due = False
+        self._flush_due = None
         releases, self._releases = self._releases, {}
-        if not releases:
+        if not releases or self._stop.is_set():
             return
         first, *rest = releases
         try:
@@ -184,6 +183,9 @@ class RedisParallel:
     def close(self) -> None:
         """Give back what this process still holds (a clean stop)."""
         self._stop.set()
+        timer = self._flush_due
+        if timer is not None:
+            timer.cancel()
         for key_id in self.held:
             self.held[key_id] = 0
         try:
