@@ -10,13 +10,13 @@ from flask.json.provider import JSONProvider
 from flask_smorest import Api
 
 from . import jsonutil
-from .config import Config, load_config, warn_demo
+from .config import Config, load_config
 from .drain import Drain
 from .gateway import Gateway
 from .schemas.answers import ErrorEnvelopeSchema
 from .settings import Settings
 from .telemetry import tracing
-from .telemetry.logs import configure_logging
+from .telemetry.logs import configure_logging, warn_demo
 
 log = logging.getLogger("facade")
 API_VERSION = "1.0.0"

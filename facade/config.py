@@ -6,7 +6,6 @@ so the operator can fix it without reading a traceback.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -14,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from .schemas.chat_request import CHAT_FIELDS
-from .schemas.fields import printable
+from .schemas.fields import StrictSchema, printable
 from .settings import Settings
+from .telemetry.logs import warn_demo
 from .validation import flatten_errors
-
-log = logging.getLogger("facade.config")
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "simulator")
@@ -38,20 +36,15 @@ class ConfigError(ValueError):
     """The config file cannot be used; the message names the key."""
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
 _money = {"validate": validate.Range(min=0)}
 
 
-class TimeoutSchema(_Strict):
+class TimeoutSchema(StrictSchema):
     connect = fields.Float(load_default=5.0, validate=validate.Range(min=0, min_inclusive=False))
     read = fields.Float(load_default=120.0, validate=validate.Range(min=0, min_inclusive=False))
 
 
-class ProviderSchema(_Strict):
+class ProviderSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=64))
     kind = fields.String(required=True, validate=validate.OneOf(PROVIDER_KINDS))
     base_url = fields.URL(require_tld=False, schemes={"http", "https"}, load_default=None)
@@ -80,13 +73,13 @@ class ProviderSchema(_Strict):
                 )
 
 
-class TargetSchema(_Strict):
+class TargetSchema(StrictSchema):
     provider = fields.String(required=True)
     model = fields.String(required=True, validate=validate.Length(min=1))
     weight = fields.Float(load_default=1.0, validate=validate.Range(min=0, min_inclusive=False))
 
 
-class ModelSchema(_Strict):
+class ModelSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     targets = fields.List(fields.Nested(TargetSchema), required=True, validate=validate.Length(1))
     input_cost_per_1m = fields.Float(load_default=0.0, **_money)
@@ -104,12 +97,12 @@ class ModelSchema(_Strict):
     cache = fields.Boolean(load_default=False)  # the response cache, for every key
 
 
-class AutoSchema(_Strict):
+class AutoSchema(StrictSchema):
     candidates = fields.List(fields.String(), load_default=list)
     strategy = fields.String(load_default="priority", validate=validate.OneOf(AUTO_STRATEGIES))
 
 
-class KeySchema(_Strict):
+class KeySchema(StrictSchema):
     name = fields.String(required=True, validate=[validate.Length(min=1, max=128), printable])
     key = fields.String(required=True, validate=validate.Length(min=4, max=256))
     models = fields.List(fields.String(), load_default=list)
@@ -123,7 +116,7 @@ class KeySchema(_Strict):
     cache = fields.Boolean(load_default=False)  # the response cache, for every model
 
 
-class LimitsSchema(_Strict):
+class LimitsSchema(StrictSchema):
     max_body_bytes = fields.Integer(load_default=1048576, validate=validate.Range(min=1024))
     # Half of one worker's connections: no key alone can fill a worker, while batch jobs and
     # the benchmark (256 connections) are not refused.
@@ -132,13 +125,13 @@ class LimitsSchema(_Strict):
     max_messages = fields.Integer(load_default=2048, validate=validate.Range(min=1))
 
 
-class RoutingSchema(_Strict):
+class RoutingSchema(StrictSchema):
     cooldown_s = fields.Float(load_default=30.0, validate=validate.Range(min=0))
     failures_to_cool = fields.Integer(load_default=3, validate=validate.Range(min=1))
     retry_after_cap_s = fields.Float(load_default=2.0, validate=validate.Range(min=0))
 
 
-class CacheSchema(_Strict):
+class CacheSchema(StrictSchema):
     """The response cache (see facade/cache): on for the keys and models that ask for it."""
 
     ttl_s = fields.Float(load_default=3600.0, validate=validate.Range(min=0, min_inclusive=False))
@@ -148,7 +141,7 @@ class CacheSchema(_Strict):
     scope = fields.String(load_default="key", validate=validate.OneOf(CACHE_SCOPES))
 
 
-class ConfigSchema(_Strict):
+class ConfigSchema(StrictSchema):
     providers = fields.List(
         fields.Nested(ProviderSchema), required=True, validate=validate.Length(1)
     )
@@ -403,13 +396,3 @@ def check_secrets(config: Config, settings: Settings) -> None:
         raise ConfigError(
             "secrets too short: " + "; ".join(weak) + ". Generate one with `openssl rand -hex 24`."
         )
-
-
-def warn_demo() -> None:
-    banner = "!" * 78
-    log.warning(
-        "\n%s\n!! FACADE IS SERVING THE BUILT-IN DEMO CONFIG (simulator provider, key sk-demo).\n"
-        "!! Set FACADE_CONFIG to your own file before exposing this server.\n%s",
-        banner,
-        banner,
-    )

@@ -113,3 +113,22 @@ def choices(body: dict) -> int:
     """How many answers the upstream writes (and bills): `n`, 1 when not given."""
     n = body.get("n")
     return n if isinstance(n, int) and n > 1 else 1
+
+
+def estimate_request(body: dict) -> int:
+    """A chat body's input tokens: its messages and its tool schemas."""
+    tools = body.get("tools")
+    return estimate_messages(body["messages"]) + (
+        estimate_text(jsonutil.dumps(tools).decode()) if tools else 0
+    )
+
+
+def estimate_output(data: dict) -> int:
+    """A whole answer's output tokens, when the upstream reported no usage."""
+    total = 0
+    for choice in data.get("choices") or ():
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if isinstance(content, str):
+            total += (len(content) + 3) // 4
+    return total

@@ -11,7 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .errors import UpstreamError
+from .providers import ChunkStream
+
 Opened = tuple  # (ChunkStream, first chunk dict)
+
+
+def first_of(stream: ChunkStream, provider: str) -> dict:
+    """The stream's first chunk; the stream is closed if there is none or the read fails."""
+    try:
+        first = next(iter(stream), None)
+    except BaseException:
+        stream.close()
+        raise
+    if first is None:
+        stream.close()
+        raise UpstreamError(f"upstream {provider} sent an empty stream")
+    return first
 
 
 class PendingFirst:

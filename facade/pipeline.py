@@ -13,15 +13,20 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from . import jsonutil
 from .accounting import Accounting, Admission
 from .cache import CHAT, EMBEDDINGS, Lookup, ResponseCache
 from .cache.hits import answer_hit, replay_hit, store_streamed
 from .cache.replay import RecordingStream
 from .config import ModelConfig, TargetConfig
 from .errors import FacadeError, UnavailableError, UpstreamError
-from .estimates import estimate_inputs, estimate_messages, estimate_text, output_cap
-from .first_chunk import PendingFirst, open_bounded
+from .estimates import (
+    estimate_inputs,
+    estimate_messages,
+    estimate_output,
+    estimate_request,
+    output_cap,
+)
+from .first_chunk import PendingFirst, first_of, open_bounded
 from .keys import ApiKey
 from .metering import NO_DETAILS, Meter, usage_details, usage_tokens
 from .outcome import Outcome
@@ -209,7 +214,7 @@ class ChatPipeline:
             usage = data.get("usage")
             tokens = usage_tokens(usage)
             if tokens is None:
-                tokens = (estimate_messages(body["messages"]), _estimate_output(data))
+                tokens = (estimate_messages(body["messages"]), estimate_output(data))
                 details = NO_DETAILS
             else:
                 details = usage_details(usage, *tokens)
@@ -255,14 +260,7 @@ class ChatPipeline:
 
             def open_first() -> tuple[ChunkStream, dict]:
                 stream = provider.stream(call)
-                try:
-                    first = next(iter(stream), None)
-                except BaseException:
-                    stream.close()
-                    raise
-                if first is None:
-                    stream.close()
-                    raise UpstreamError(f"upstream {provider.name} sent an empty stream")
+                first = first_of(stream, provider.name)
                 if sink is not None:  # kept to store the answer once it is complete
                     sink.append(first)
                     stream = RecordingStream(stream, sink)
@@ -398,21 +396,3 @@ class ChatPipeline:
         outcome.provider = provider
         outcome.upstream_model = target.model
         outcome.metrics = metrics
-
-
-def estimate_request(body: dict) -> int:
-    """A chat body's input tokens: its messages and its tool schemas."""
-    tools = body.get("tools")
-    return estimate_messages(body["messages"]) + (
-        estimate_text(jsonutil.dumps(tools).decode()) if tools else 0
-    )
-
-
-def _estimate_output(data: dict) -> int:
-    total = 0
-    for choice in data.get("choices") or ():
-        message = choice.get("message") or {}
-        content = message.get("content")
-        if isinstance(content, str):
-            total += (len(content) + 3) // 4
-    return total

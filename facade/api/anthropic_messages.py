@@ -14,9 +14,9 @@ from flask import Response, g
 
 from .. import jsonutil
 from ..errors import FacadeError, UnsupportedParameterError
+from ..estimates import estimate_request
 from ..gateway import Gateway
 from ..keys import ApiKey
-from ..pipeline import estimate_request
 from ..protocols.anthropic_messages_answer import to_message
 from ..protocols.anthropic_messages_request import thinking_enabled, to_chat
 from ..protocols.anthropic_messages_stream import MessageEvents, encode

@@ -38,7 +38,7 @@ def printable_json(value: Any) -> None:
 
 
 def escape_unprintable(text: str) -> str:
-    """`text` with each unprintable character written as a `\\uXXXX` escape (valid in JSON too)."""
+    """`text` with each unprintable character as a `\\u` escape of four hex digits (valid JSON)."""
     return UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

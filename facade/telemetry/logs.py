@@ -44,3 +44,14 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(JSONFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+
+
+def warn_demo() -> None:
+    """Loud, so nobody exposes the demo's well-known key by accident."""
+    banner = "!" * 78
+    logging.getLogger("facade.config").warning(
+        "\n%s\n!! FACADE IS SERVING THE BUILT-IN DEMO CONFIG (simulator provider, key sk-demo).\n"
+        "!! Set FACADE_CONFIG to your own file before exposing this server.\n%s",
+        banner,
+        banner,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from facade.accounting import demand, largest_cost_nusd
+from facade.bound import demand, largest_cost_nusd
 from facade.estimates import (
     BOUND_PER_IMAGE,
     BOUND_PER_MESSAGE,
