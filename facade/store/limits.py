@@ -165,11 +165,14 @@ class SqlLimits:
     def check_rpm(self, ask: Ask, now: float) -> None:
         """A read, no count: 429 when the key's window is already full (see `precheck`)."""
         oldest = int(now) - WINDOW_S
-        rows = self.store.autocommit(
-            lambda cur: cur.execute(self._slots, (ask.key_id, oldest)).fetchall()
+        # One summed row: the window's slots (up to 60) are read only to refuse.
+        ((used, _tokens),) = self.store.autocommit(
+            lambda cur: cur.execute(self._sum, (ask.key_id, oldest)).fetchall()
         )
-        used = sum(r[1] for r in rows)
         if used >= ask.rpm:
+            rows = self.store.autocommit(
+                lambda cur: cur.execute(self._slots, (ask.key_id, oldest)).fetchall()
+            )
             raise rate_error("rpm", ask, [(r[0], r[1]) for r in rows], used, now)
 
     def _admit_step(self, cur, ask: Ask, now: float) -> int:  # DBAPI cursor
