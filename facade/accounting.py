@@ -224,11 +224,14 @@ class StoreAccounting:
         # what they held. This worker's lease is taken by its writer thread, started by its
         # first settlement or budget hold (a hold made before it has no lease row for a
         # moment; only holds older than a lease without one are taken for orphans).
+        # Neither may stop the worker from booting (gunicorn's master would exit): a store
+        # that fails now is retried by the writer thread, which sweeps every lease_s / 3 and
+        # prunes daily.
         try:
             self.writer.sweep(register=False)
-        except Exception:  # a serving worker's thread sweeps again every lease_s / 3
+            self.writer.prune_usage()
+        except Exception:
             log.exception("could not recover what dead workers left; will retry")
-        self.writer.prune_usage()
 
     def admit(
         self,
