@@ -81,15 +81,15 @@ class NoAccounting:
 
     def admit(
         self,
-        key,
-        plan,
-        body,
-        request_id,
-        session_id=None,
-        native=None,
-        client_request_id=None,
+        key: ApiKey,
+        plan: list[tuple[ModelConfig, TargetConfig]],
+        body: dict,
+        request_id: str,
+        session_id: str | None = None,
+        native: dict | None = None,
+        client_request_id: str | None = None,
         *,
-        cached=False,
+        cached: bool = False,
     ) -> Admission:
         return self._admission
 
@@ -235,15 +235,15 @@ class StoreAccounting:
 
     def admit(
         self,
-        key,
-        plan,
-        body,
-        request_id,
-        session_id=None,
-        native=None,
-        client_request_id=None,
+        key: ApiKey,
+        plan: list[tuple[ModelConfig, TargetConfig]],
+        body: dict,
+        request_id: str,
+        session_id: str | None = None,
+        native: dict | None = None,
+        client_request_id: str | None = None,
         *,
-        cached=False,
+        cached: bool = False,
     ) -> StoreAdmission:
         # A key with rpm or tpm has its parallel slot counted in Redis by the rate script (a
         # cache hit is rated by rpm alone).
