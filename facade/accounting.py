@@ -7,7 +7,8 @@ settled with the true cost once the call is measured, or released if nothing was
 object: its usage is journaled locally and queued for the batched writer. A limited key costs
 one short write transaction (SQLite, or PostgreSQL without Redis) that checks and counts the
 rate and reserves (holds) the request's largest possible cost; with Redis, one script call
-for the rates plus one statement for the budget hold. Settling only journals and queues: see
+for the rates, the parallel slot and the budget hold together (`store/redis_budget.py`), the
+database written only by the batched settle. Settling only journals and queues: see
 `store/usage.py`.
 
 Each admission carries the server-made request id (unique: the usage row's key and the
@@ -29,7 +30,7 @@ from .settings import Settings
 from .store import Store
 from .store.bounded import StoreTimeoutError
 from .store.health import Dependencies
-from .store.limits import Ask, SqlLimits
+from .store.limits import Ask, SqlLimits, refuse_over_whole_budget
 from .store.periods import PeriodClock
 from .store.schema import NANO
 from .store.usage import Settlement, UsageWriter, journal_root
@@ -65,6 +66,13 @@ class Accounting(Protocol):
 
     def precheck(self, key: ApiKey) -> None: ...
 
+    @property
+    def precheck_is_remote(self) -> bool:
+        """`precheck` costs a store round trip (see api/context.py, refuse_over_rate)."""
+
+    def held_nusd(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int] | None:
+        """Held per (key id, period start) when that is not the database's to say."""
+
 
 class _FreeAdmission:
     def settle(self, model: ModelConfig, metrics: dict, request_id: str, status: int = 200) -> None:
@@ -94,6 +102,11 @@ class NoAccounting:
         return self._admission
 
     def precheck(self, key: ApiKey) -> None:
+        return None
+
+    precheck_is_remote = False
+
+    def held_nusd(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int] | None:
         return None
 
 
@@ -245,10 +258,10 @@ class StoreAccounting:
         *,
         cached: bool = False,
     ) -> StoreAdmission:
-        # A key with rpm or tpm has its parallel slot counted in Redis by the rate script (a
-        # cache hit is rated by rpm alone).
-        rated = key.rpm if cached else (key.rpm or key.tpm)
-        rated_in_redis = self.redis is not None and bool(rated)
+        # A key with rpm, tpm or a budget has its parallel slot counted in Redis by the rate
+        # script (a cache hit is rated by rpm alone, and holds no budget).
+        scripted = key.rpm if cached else (key.rpm or key.tpm or key.budget_usd is not None)
+        rated_in_redis = self.redis is not None and bool(scripted)
         parallel = self.parallel.acquire(key.id, key.max_parallel, redis=not rated_in_redis)
         try:
             admission = self._admit_limits(
@@ -322,6 +335,10 @@ class StoreAccounting:
         admission.tokens = ask.tokens
         return admission
 
+    @property
+    def precheck_is_remote(self) -> bool:
+        return self.redis is not None
+
     def precheck(self, key: ApiKey) -> None:
         """Cheap before dear: refuse (429) a key whose rpm window is already full before its
         body is read and parsed. A read that counts nothing (`admit` still counts, exactly),
@@ -355,18 +372,30 @@ class StoreAccounting:
             ) from None
 
     def _admit(self, ask: Ask, now: float, parallel: ParallelSlot | None) -> int | None:
-        if self.redis is None or not ask.rated:
+        if self.redis is None:
             return self.limits.admit(ask, now)
-        slot = self.redis.admit(ask, parallel.limit if parallel is not None else 0)
+        refuse_over_whole_budget(ask)
+        slot = self.redis.admit(
+            ask, parallel.limit if parallel is not None else 0, self.writer.owner, self._seed
+        )
         if parallel is not None:
             parallel.in_redis = True
-        if ask.budget_nusd is not None:
-            try:
-                self.limits.reserve(ask, now)
-            except BaseException:
-                self.redis.refund(ask.key_id, slot, ask.tokens if ask.tpm else 0)
-                raise
         return slot
+
+    def _seed(self, ask: Ask) -> int:
+        """The settled spend of the ask's budget period, for Redis's mirror of it."""
+        return self.writer.ledger.spent(ask.key_id, ask.period_start)
+
+    def held_nusd(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int] | None:
+        """What is held now per (key id, period start) when holds live in Redis; None when
+        the database's ledger has them."""
+        if self.redis is None:
+            return None
+        try:
+            return self.redis.budget.held(pairs)
+        except Exception as err:
+            self.dependencies.report("redis", False)
+            raise UnavailableError("redis, which holds the budgets, is unreachable") from err
 
     def _dependency_of(self, err: Exception) -> str:
         if isinstance(err, StoreTimeoutError):

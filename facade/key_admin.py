@@ -16,6 +16,7 @@ from .keys import ApiKey
 from .store import model_stats, reports
 from .store.keystore import KeyStore, config_view
 from .store.periods import period_starts
+from .store.schema import to_usd
 
 REPORT_DAYS = 30  # the usage report's range when `from` is not given
 
@@ -47,8 +48,11 @@ def with_spend(gw: Gateway, views: list[dict]) -> list[dict]:
     starts = period_starts(datetime.fromtimestamp(time.time(), UTC).date())
     wanted = [(v["id"], starts[v["budget_period"]]) for v in views]
     found = reports.spend(gw.store, wanted) if gw.store is not None else {}
+    held = gw.accounting.held_nusd(wanted)  # with Redis, the holds are there
     for view, pair in zip(views, wanted, strict=True):
         spent, reserved = found.get(pair, (0.0, 0.0))
+        if held is not None:
+            reserved = to_usd(held.get(pair, 0))
         view.update(period_start=pair[1], spend_usd=spent, reserved_usd=reserved)
     return views
 

@@ -19,6 +19,9 @@ class Outcome:
     provider: str | None = None
     upstream_model: str | None = None
     attempts: int = 0
+    # Admission ran (and with it the exact rpm count): a refusal after it is not the
+    # put-off rpm pre-check's to replace (see api/context.py, refuse_over_rate).
+    admission_tried: bool = False
     session_id: str | None = None  # a client's conversation id (LLMstudio), kept on usage rows
     status: int = 200
     stream: bool = False  # a stream's relay, not after_request, finishes the request

@@ -168,6 +168,7 @@ class ChatPipeline:
         """
         # The usage row's key is the server's own id; the caller's X-Request-ID rides beside
         # it (two tenants may send the same one).
+        outcome.admission_tried = True
         admission = self.accounting.admit(
             key,
             plan,

@@ -7,7 +7,7 @@ import uuid
 
 from flask import current_app, g, request
 
-from ..errors import UnavailableError
+from ..errors import FacadeError, RateLimitError, UnavailableError
 from ..gateway import Gateway
 from ..keys import ApiKey
 
@@ -66,11 +66,44 @@ def refuse_when_draining() -> None:
         )
 
 
+# Up to this size a body costs less to read and parse than the rpm pre-check's round trip to
+# Redis; see `refuse_over_rate`.
+CHEAP_BODY_BYTES = 64 * 1024
+
+
 def refuse_over_rate() -> None:
-    """A key already at its rpm is refused before its body is read (cheap before dear)."""
+    """A key already at its rpm is refused before its body is read (cheap before dear).
+
+    When the check is a round trip (Redis) and the body is small, it is put off: admission
+    counts the request exactly anyway, so the check only matters for a request refused
+    before admission, and `over_rate_instead` runs it then. Either way a key over its rpm
+    gets its 429 whatever its body holds, and a large body is never read for it."""
     key = g.get("api_key")
-    if key is not None and key.rpm:
-        gateway().accounting.precheck(key)
+    if key is None or not key.rpm:
+        return
+    accounting = gateway().accounting
+    length = request.content_length
+    if accounting.precheck_is_remote and length is not None and length <= CHEAP_BODY_BYTES:
+        g.rpm_unchecked = True
+        return
+    accounting.precheck(key)
+
+
+def over_rate_instead(err: FacadeError) -> FacadeError:
+    """The answer to a request refused before admission: its key's 429 when the rpm
+    pre-check was put off (`refuse_over_rate`) and the key is over its rpm, else `err`."""
+    if not g.pop("rpm_unchecked", False) or err.status == 429 or err.status >= 500:
+        return err
+    outcome = g.get("outcome")
+    if outcome is not None and outcome.admission_tried:
+        return err
+    try:
+        gateway().accounting.precheck(g.api_key)
+    except RateLimitError as refused:
+        return refused
+    except FacadeError:  # the store is down: the client's own error is still true
+        return err
+    return err
 
 
 def max_messages() -> int:

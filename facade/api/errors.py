@@ -23,7 +23,7 @@ from ..errors import (
     RequestTooLargeError,
     UnsupportedMediaTypeError,
 )
-from .context import request_id
+from .context import over_rate_instead, request_id
 
 log = logging.getLogger("facade.api")
 
@@ -85,6 +85,7 @@ def llmstudio_error_body(err: FacadeError, request_id: str | None) -> dict:
 
 
 def error_response(err: FacadeError) -> Response:
+    err = over_rate_instead(err)
     outcome = g.get("outcome")
     if outcome is not None:
         outcome.error_type = err.type

@@ -53,6 +53,7 @@ def _record(outcome: Outcome, model: ModelConfig, original: dict, metrics: dict)
 def _admit(
     accounting: Accounting, plan: Plan, body: dict, key: ApiKey, request_id: str, outcome: Outcome
 ) -> Admission:
+    outcome.admission_tried = True
     try:
         return accounting.admit(
             key, plan, body, request_id, session_id=outcome.session_id, cached=True

@@ -9,7 +9,7 @@ SQLite: one connection per worker process for the request path, under a lock. No
 switch can happen inside a SQLite transaction (the driver never yields), so transactions stay
 a few microseconds long, and other processes wait for the write lock through the busy timeout.
 PostgreSQL: pooled autocommit connections; a multi-statement step runs in an explicit
-transaction, a single statement (the budget reservation with Redis) in one round trip.
+transaction, a single statement (the budget reservation) in one round trip.
 Each step has one deadline (`bounded.py`): a stalled server gives the request a 503.
 SQLite's request-path connection waits at most `SQLITE_HOT_BUSY_TIMEOUT_S` for another
 process's write lock (a SQLite wait cannot yield, so it holds up the whole worker).

@@ -68,6 +68,8 @@ RENEW = (
     " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at"
 )
 EXPIRED = "SELECT owner FROM store_owners WHERE expires_at < ?"
+LEASED = "SELECT owner FROM store_owners WHERE owner = ?"
+SPENT = "SELECT spent_nusd FROM budget_ledger WHERE key_id = ? AND period_start = ?"
 OF_INSTANCE = "SELECT owner FROM store_owners WHERE instance = ?"
 DROP_OWNER = "DELETE FROM store_owners WHERE owner = ?"
 # Holds whose owner has no lease row at all (it was dropped while a hold was being made).
@@ -120,14 +122,19 @@ class Ledger:
         self._correct = q(CORRECT_TOKENS)
         self._reclaim = q(RECLAIM)
         self._renew = q(RENEW)
+        self._spent = q(SPENT)
 
     # -- settlements ---------------------------------------------------------------------
-    def write(self, batch: list[Settlement], *, correct_slots: bool) -> dict[tuple[str, int], int]:
+    def write(
+        self, batch: list[Settlement], *, correct_slots: bool, spent: dict | None = None
+    ) -> dict[tuple[str, int], int]:
         """Write a batch in one transaction; returns the tpm corrections of its new rows
-        (written to `rate_slots` too when `correct_slots`)."""
-        return self.store.atomic(lambda cur: self._write(cur, batch, correct_slots))
+        (written to `rate_slots` too when `correct_slots`). With `spent`, fills it with the
+        settled spend of each (key id, period start) the batch touched, as committed (for
+        the mirror in Redis, `redis_budget.py`)."""
+        return self.store.atomic(lambda cur: self._write(cur, batch, correct_slots, spent))
 
-    def _write(self, cur, batch: list[Settlement], correct_slots: bool):
+    def _write(self, cur, batch: list[Settlement], correct_slots: bool, spent: dict | None):
         new = self._insert_usage(cur, batch)
         held = [s.request_id for s in batch if s.held]
         ledger: dict[tuple[str, str], list[int]] = {}
@@ -143,13 +150,26 @@ class Ledger:
                 tokens[where] = tokens.get(where, 0) + s.token_delta
         for key_id, period_start, amount in self._release(cur, held):
             ledger.setdefault((key_id, period_start), [0, 0])[1] += amount
-        if ledger:
-            cur.executemany(
-                self._settle, [(k, p, spent, held) for (k, p), (spent, held) in ledger.items()]
-            )
+        rows = [(k, p, amount, held) for (k, p), (amount, held) in ledger.items()]
+        if rows and spent is not None:
+            spent.clear()
+            spent.update(self._settle_returning(cur, rows))
+        elif rows:
+            cur.executemany(self._settle, rows)
         if tokens and correct_slots:
             cur.executemany(self._correct, [(d, k, slot) for (k, slot), d in tokens.items()])
         return tokens
+
+    def _settle_returning(self, cur, rows: list[tuple]) -> dict[tuple[str, str], int]:
+        sql = self._settle + " RETURNING key_id, period_start, spent_nusd"
+        if self.store.is_sqlite:
+            found = [r for row in rows for r in cur.execute(sql, row).fetchall()]
+        else:
+            cur.executemany(sql, rows, returning=True)
+            found = list(cur.fetchall())
+            while cur.nextset():
+                found += cur.fetchall()
+        return {(k, p): int(s) for k, p, s in found}
 
     def _insert_usage(self, cur, batch: list[Settlement]) -> set[str]:
         batch = [s for s in batch if s.usage is not None]
@@ -213,3 +233,14 @@ class Ledger:
 
     def orphan_owners(self, before: float) -> list[str]:
         return self.owners(ORPHANS, before)
+
+    def leased(self, owner: str) -> bool:
+        """`owner` has a lease row (alive, or dead and not yet reclaimed)."""
+        return bool(self.owners(LEASED, owner))
+
+    def spent(self, key_id: str, period_start: str) -> int:
+        """The settled spend of one budget period, in nano-dollars."""
+        rows = self.store.autocommit(
+            lambda cur: cur.execute(self._spent, (key_id, period_start)).fetchall()
+        )
+        return int(rows[0][0]) if rows else 0

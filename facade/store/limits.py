@@ -104,6 +104,16 @@ def budget_error(ask: Ask, spent_nusd: int, reserved_nusd: int, now: float) -> B
     )
 
 
+def refuse_over_whole_budget(ask: Ask) -> None:
+    """429 at once for a request that could cost more than the whole budget: no wait helps."""
+    if ask.budget_nusd is not None and ask.reserve_nusd > ask.budget_nusd:
+        raise BudgetExceededError(
+            f"budget exceeded: this request could cost up to ${to_usd(ask.reserve_nusd):.6g}, "
+            f"more than this key's whole {ask.period} budget of "
+            f"${to_usd(ask.budget_nusd):.6g}; lower max_tokens"
+        )
+
+
 class SqlLimits:
     """Rate slots and budget reservations in the store (SQLite or PostgreSQL)."""
 
@@ -144,12 +154,7 @@ class SqlLimits:
 
     def admit(self, ask: Ask, now: float, *, rates: bool = True) -> int | None:
         """Count the request and reserve its budget, or raise 429; returns the rate slot."""
-        if ask.budget_nusd is not None and ask.reserve_nusd > ask.budget_nusd:
-            raise BudgetExceededError(
-                f"budget exceeded: this request could cost up to ${to_usd(ask.reserve_nusd):.6g}, "
-                f"more than this key's whole {ask.period} budget of "
-                f"${to_usd(ask.budget_nusd):.6g}; lower max_tokens"
-            )
+        refuse_over_whole_budget(ask)
         rates = rates and ask.rated
         if rates and ask.tpm and ask.tokens > ask.tpm:
             raise too_many_tokens(ask)
@@ -219,10 +224,6 @@ class SqlLimits:
             rows = cur.execute(self._ledger, (ask.key_id, ask.period_start)).fetchall()
             spent, reserved = rows[0] if rows else (0, 0)
             raise budget_error(ask, spent, reserved, now)
-
-    def reserve(self, ask: Ask, now: float) -> None:
-        """The budget alone (rates are counted elsewhere, in Redis)."""
-        self.admit(ask, now, rates=False)
 
 
 # Reserve and hold in one statement; 1 when held (now, or by an earlier try of this request

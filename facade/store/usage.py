@@ -5,12 +5,15 @@ A request's end appends its settlement to this worker's journal (one local `os.w
 greenlet under gunicorn's gevent worker) writes the queue every `flush_s` in one idempotent
 transaction (`ledger.py`): usage rows, spend, holds given back, tpm corrections; then the
 journal segments it covered are removed. Until a settlement is written its hold stays, so a
-late flush makes a budget stricter for a moment, never overspent. `close()` (gunicorn's
-`worker_exit` hook, through `app.facade_close`) writes what is left.
+late flush makes a budget stricter for a moment, never overspent. With Redis the holds live
+there (`redis_budget.py`): once the transaction has committed, one script call mirrors the
+new spend and gives the batch's holds back. `close()` (gunicorn's `worker_exit` hook,
+through `app.facade_close`) writes what is left.
 
 Every `lease_s / 3` the same thread renews this worker's lease and sweeps: it replays the
 journal of any dead worker of this machine (one whose journal lock is free) and gives back
-that worker's holds, then gives back the holds of owners anywhere whose lease ran out. A new
+that worker's holds, then gives back the holds of owners anywhere whose lease ran out (in the
+database and in Redis). A new
 worker sweeps once as it starts, so a restarted instance settles and releases at once.
 
 It also prunes usage rows older than the retention period (at start and once a day), and
@@ -92,6 +95,8 @@ class UsageWriter:
         self.instance = instance_id(journal_root) if journal_root is not None else ""
         self._queue: deque[Settlement] = deque()
         self._overflowed = False
+        # (owner, spent, request ids) the database has settled but Redis has not yet.
+        self._unsettled: list[tuple[str, dict, list[str]]] = []
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +158,8 @@ class UsageWriter:
         with self._flush_lock:
             n = len(self._queue)
             if not n and not self._overflowed:
+                if self._unsettled:
+                    self._settle_in_redis()
                 return 0
             batch = [self._queue.popleft() for _ in range(n)]
             journal = self.journal
@@ -176,19 +183,45 @@ class UsageWriter:
             return n
 
     def _write(self, batch: list[Settlement]) -> None:
-        tokens = self.ledger.write(batch, correct_slots=self.redis is None)
-        if tokens and self.redis is not None:
+        spent = {} if self.redis is not None else None
+        tokens = self.ledger.write(batch, correct_slots=self.redis is None, spent=spent)
+        if self.redis is None:
+            return
+        self._settle_in_redis(self.owner, spent, [s.request_id for s in batch if s.held])
+        if tokens:
             try:
                 self.redis.correct(tokens)
             except Exception:  # the window only stays stricter for a minute
                 log.warning("could not correct token counts in Redis", exc_info=True)
 
-    def _replay(self, paths: list[Path]) -> int:
+    def _settle_in_redis(
+        self, owner: str | None = None, spent: dict | None = None, released: list[str] = ()
+    ) -> None:
+        """After the database committed: mirror its spend and give the holds back in Redis
+        (`redis_budget.py`). Kept and retried with the next flush when Redis fails: until
+        then the holds stay, and the budget is stricter, never overspent."""
+        pending, self._unsettled = self._unsettled, []
+        if owner is not None:
+            pending.append((owner, spent or {}, list(released)))
+        for i, (who, amounts, ids) in enumerate(pending):
+            try:
+                self.redis.budget.settle(who, amounts, ids)
+            except Exception as err:
+                self._unsettled = pending[i:]
+                log.warning("could not give budget holds back in Redis: %s", type(err).__name__)
+                return
+
+    def _replay(self, paths: list[Path], owner: str | None = None) -> int:
+        """Write journaled settlements (of `owner`, a dead worker, else this one's)."""
         batch = [Settlement.from_record(r) for r in read_records(paths)]
         written = 0
         for i in range(0, len(batch), REPLAY_BATCH):
             chunk = batch[i : i + REPLAY_BATCH]
-            self.ledger.write(chunk, correct_slots=False)  # those slots are long gone
+            spent = {} if self.redis is not None else None
+            self.ledger.write(chunk, correct_slots=False, spent=spent)  # slots long gone
+            if spent is not None:
+                held = [s.request_id for s in chunk if s.held]
+                self._settle_in_redis(owner or self.owner, spent, held)
             written += len(chunk)
         return written
 
@@ -209,7 +242,7 @@ class UsageWriter:
             for owner, directory in dead_owners(root, skip=self.owner):
                 # Settle what it answered first, then release what it still held: the other
                 # order would free budget that its answered requests had spent.
-                done["replayed"] += self._replay(segments(directory))
+                done["replayed"] += self._replay(segments(directory), owner)
                 self._reclaim(owner, done)
                 forget(directory)
             local = live_owners(root)
@@ -222,6 +255,10 @@ class UsageWriter:
         for owner in self.ledger.orphan_owners(now - self.lease_s):
             if owner != self.owner:
                 self._reclaim(owner, done)
+        if self.redis is not None:  # holds in Redis of owners without a lease row
+            for owner in self.redis.budget.holders_before(now - self.lease_s):
+                if owner != self.owner and not self.ledger.leased(owner):
+                    self._reclaim(owner, done)
         if done["replayed"] or done["released_nusd"]:
             log.warning(
                 "recovered from dead workers: %d usage records replayed, holds of %d owners "
@@ -233,8 +270,15 @@ class UsageWriter:
         return done
 
     def _reclaim(self, owner: str, done: dict[str, int]) -> None:
-        done["released_nusd"] += self.ledger.reclaim(owner)
+        done["released_nusd"] += self.reclaim(owner)
         done["owners"] += 1
+
+    def reclaim(self, owner: str) -> int:
+        """Give back what `owner` holds, in the database and in Redis; returns nano-dollars."""
+        freed = 0
+        if self.redis is not None:
+            freed += self.redis.budget.reclaim(owner)
+        return freed + self.ledger.reclaim(owner)
 
     # -- housekeeping --------------------------------------------------------------------
     def prune_slots(self) -> None:
@@ -259,7 +303,7 @@ class UsageWriter:
             self.flush()
             # In-flight requests are over (the graceful timeout): whatever is still held
             # was never going to settle.
-            self.ledger.reclaim(self.owner)
+            self.reclaim(self.owner)
             clean = True
         except Exception:
             log.exception("could not write the last usage records at shutdown")

@@ -68,6 +68,12 @@ def post_chat(url: str, key: str, body: dict) -> requests.Response:
         )
 
 
+def post_raw(url: str, key: str, raw: bytes) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    with http() as s:
+        return s.post(f"{url}{CHAT}", data=raw, headers=headers, timeout=30)
+
+
 def in_parallel(calls: list) -> list[requests.Response]:
     with ThreadPoolExecutor(len(calls)) as pool:
         return list(pool.map(lambda call: call(), calls))
@@ -205,6 +211,17 @@ def test_two_instances_share_rpm_and_budget_on_postgresql_and_redis(fake_upstrea
                 for i in range(20)
             ]
             assert sorted(r.status_code for r in in_parallel(calls)) == [200] * 10 + [429] * 10
+            # Over its rpm, the key gets its 429 whatever the body holds (the pre-check of a
+            # small body is put off until the body would be refused); a fresh key, the 400.
+            fresh = create_key(a.url, rpm=10)
+            bad = {"model": "gpt-4o-mini", "messages": "not a list"}
+            big = chat_body("x" * 100_000)
+            for url in urls:
+                assert post_raw(url, limited["key"], b"{not json").status_code == 429
+                assert post_chat(url, limited["key"], bad).status_code == 429
+                assert post_chat(url, limited["key"], big).status_code == 429
+                assert post_raw(url, fresh["key"], b"{not json").status_code == 400
+                assert post_chat(url, fresh["key"], bad).status_code == 400
 
             budget = create_key(b.url, budget_usd=RESERVE_USD * 6.5, budget_period="total")
             body = chat_body(BUDGET_TEXT, max_tokens=BUDGET_CAP)

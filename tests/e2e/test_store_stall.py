@@ -30,7 +30,9 @@ from tests.support import (
 
 FREE = "sk-free-0123456789abcdefghij"  # no limits: needs neither store
 RATED = "sk-rated-0123456789abcdefghij"  # rpm: Redis
-BUDGETED = "sk-budget-0123456789abcdefghij"  # a budget: PostgreSQL
+# A budget: held in Redis, beside the rates; PostgreSQL only seeds the spend of a period
+# Redis has no mirror of yet (done by the first request, before the outage).
+BUDGETED = "sk-budget-0123456789abcdefghij"
 CHAT = "/api/v1/chat/completions"
 # Generous for a loaded 2-core machine; the measured figures are printed (pytest -s).
 STORE_503_WITHIN_S = 3.0
@@ -149,11 +151,11 @@ def _outage(server, proxy, dependency: str, needs: list[str], spared: list[str])
 
 def test_postgresql_stalled(stack):
     server, pg_proxy, _redis_proxy, stored = stack
-    figures = _outage(server, pg_proxy, "postgresql", [BUDGETED, stored], [FREE, RATED])
+    figures = _outage(server, pg_proxy, "postgresql", [stored], [FREE, RATED, BUDGETED])
     print(f"\npostgresql stalled: {figures}")
 
 
 def test_redis_stalled(stack):
     server, _pg_proxy, redis_proxy, stored = stack
-    figures = _outage(server, redis_proxy, "redis", [RATED], [FREE, BUDGETED, stored])
+    figures = _outage(server, redis_proxy, "redis", [RATED, BUDGETED], [FREE, stored])
     print(f"\nredis stalled: {figures}")

@@ -137,7 +137,7 @@ def test_embeddings_reserve_their_input_only(acct, store):
     assert ledger(store)[1] == largest_cost_nusd(PLAN, embedding_input_bound(body) + 1, 0)
 
 
-def test_redis_rates_with_a_database_budget(store, redis_ns):
+def test_redis_rates_and_budget_in_one_script(store, redis_ns):
     url, prefix = redis_ns
     acct = StoreAccounting(store, Settings.from_env({}, redis_url=url, redis_prefix=prefix))
     try:
@@ -145,7 +145,7 @@ def test_redis_rates_with_a_database_budget(store, redis_ns):
         body = {**BODY, "max_tokens": 10}
         first = acct.admit(limited, PLAN, body, "a")
         with pytest.raises(BudgetExceededError):
-            acct.admit(limited, PLAN, body, "b")  # refused by budget: its rpm is refunded
+            acct.admit(limited, PLAN, body, "b")  # refused by budget: its rpm is not counted
         first.release()
         acct.flush()
         acct.admit(limited, PLAN, body, "c")
