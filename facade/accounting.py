@@ -4,12 +4,13 @@
 settled with the true cost once the call is measured, or released if nothing was called.
 
 `StoreAccounting` does it for real. A key with no rpm, tpm or budget costs nothing here but an
-object: its usage is journaled locally and queued for the batched writer. A limited key costs
-one short write transaction (SQLite, or PostgreSQL without Redis) that checks and counts the
-rate and reserves (holds) the request's largest possible cost; with Redis, one script call
-for the rates, the parallel slot and the budget hold together (`store/redis_budget.py`), the
-database written only by the batched settle. Settling only journals and queues: see
-`store/usage.py`.
+object: its usage is journaled locally and queued for the batched writer. rpm and tpm are
+counted without Redis in memory the instance's workers share (`rate_window.py`: no round
+trip, corrected there as the request settles); a budget hold (the request's largest possible
+cost) is then one short write transaction on SQLite, one statement on PostgreSQL. With
+Redis, one script call counts the rates, the parallel slot and the budget hold together
+(`store/redis_budget.py`), the database written only by the batched settle. Settling only
+journals and queues: see `store/usage.py`.
 
 Each admission carries the server-made request id (unique: the usage row's key and the
 hold's) and the caller's X-Request-ID, kept beside it in the row.
@@ -30,7 +31,7 @@ from .settings import Settings
 from .store import Store
 from .store.bounded import StoreTimeoutError
 from .store.health import Dependencies
-from .store.limits import Ask, SqlLimits, refuse_over_whole_budget
+from .store.limits import Ask, SqlLimits, WindowRates, refuse_over_whole_budget
 from .store.periods import PeriodClock
 from .store.schema import NANO
 from .store.usage import Settlement, UsageWriter, journal_root
@@ -149,6 +150,17 @@ class StoreAdmission:
         if parallel is not None:
             parallel.release()
 
+    def _tpm_correction(self, acct: StoreAccounting, used: int) -> int:
+        """tpm: the estimate counted at admission out, the `used` tokens in. Without Redis it is
+        made in the shared window at once; with Redis the writer makes it (new rows only)."""
+        if self.slot is None or not self.key.tpm or self.cached:
+            return 0
+        delta = used - self.tokens
+        if delta and acct.rates is not None:
+            acct.rates.correct(self.key.id, self.slot, delta)
+            return 0
+        return delta
+
     def _row(
         self, model, provider, upstream, tokens_in, tokens_out, cost, latency, status, ttft,
         cached, hit,
@@ -175,9 +187,7 @@ class StoreAdmission:
             metrics.get("latency_s", 0.0), status, metrics.get("time_to_first_token_s"),
             metrics.get("cached_input_tokens", 0), bool(metrics.get("cache_hit")),
         )  # fmt: skip
-        delta = used - self.tokens if self.slot is not None and self.key.tpm else 0
-        if self.cached:
-            delta = 0
+        delta = self._tpm_correction(acct, used)
         acct.writer.add(
             Settlement(usage, self.key.id, self.period_start, cost, self.reserved > 0, self.slot,
                        delta)
@@ -195,7 +205,7 @@ class StoreAdmission:
         usage = self._row(
             model.name, target.provider, target.model, 0, 0, 0, latency, status, None, 0, False
         )
-        delta = -self.tokens if self.slot is not None and self.key.tpm else 0
+        delta = self._tpm_correction(acct, 0)
         acct.writer.add(
             Settlement(usage, self.key.id, self.period_start, 0, self.reserved > 0, self.slot,
                        delta)
@@ -232,6 +242,8 @@ class StoreAccounting:
             lease_s=settings.lease_s,
         )
         self.limits = SqlLimits(store, self.writer.owner)
+        # Without Redis, rpm and tpm are this instance's: counted in memory its workers share.
+        self.rates = WindowRates() if self.redis is None else None
         self.clock = PeriodClock()
         # At once on start: settle what dead workers of this instance answered and give back
         # what they held. This worker's lease is taken by its writer thread, started by its
@@ -355,12 +367,13 @@ class StoreAccounting:
             reserve_nusd=0,
             period=key.budget_period,
             period_start="",
+            request_id="",  # holds nothing: no fresh id (a uuid4 is 2 us)
         )
         try:
             if self.redis is not None:
                 self.redis.check_rpm(ask)
             else:
-                self.limits.check_rpm(ask, time.time())
+                self.rates.check_rpm(ask, time.time())
         except FacadeError:
             raise
         except Exception as err:
@@ -373,7 +386,7 @@ class StoreAccounting:
 
     def _admit(self, ask: Ask, now: float, parallel: ParallelSlot | None) -> int | None:
         if self.redis is None:
-            return self.limits.admit(ask, now)
+            return self._admit_here(ask, now)
         refuse_over_whole_budget(ask)
         slot = self.redis.admit(
             ask, parallel.limit if parallel is not None else 0, self.writer.owner, self._seed
@@ -397,6 +410,17 @@ class StoreAccounting:
             self.dependencies.report("redis", False)
             raise UnavailableError("redis, which holds the budgets, is unreachable") from err
 
+    def _admit_here(self, ask: Ask, now: float) -> int | None:
+        """No Redis: rates in the instance's window, then the budget (refused: uncounted)."""
+        slot = self.rates.admit(ask, now) if ask.rated else None
+        try:
+            self.limits.reserve(ask, now)
+        except BaseException:
+            if slot is not None:
+                self.rates.refund(ask, slot)
+            raise
+        return slot
+
     def _dependency_of(self, err: Exception) -> str:
         if isinstance(err, StoreTimeoutError):
             return err.dependency if err.dependency == "redis" else self.store.dialect
@@ -412,5 +436,7 @@ class StoreAccounting:
 
     def close(self) -> None:
         self.writer.close()
+        if self.rates is not None:
+            self.rates.close()
         if self.redis is not None:
             self.redis.close()

@@ -100,10 +100,13 @@ def on_starting(server):
     server.log.info("facade: config %s", config.source)
     server.log.info("facade: store %s", describe_store(settings.database_url))
 
-    # Requests in flight per key, shared by every worker: made here so they all map it.
-    from facade import inflight
+    # Requests in flight per key, and without Redis each key's rpm and tpm window, shared by
+    # every worker: made here so they all map it (and a SIGHUP reload keeps the windows).
+    from facade import inflight, rate_window
 
     inflight.create_shared(server.cfg.workers)
+    if not settings.redis_url:
+        rate_window.create_shared()
 
 
 def pre_fork(server, worker):

@@ -160,7 +160,6 @@ class SlotTable:
         finally:
             self._exit()
 
-
     def close(self) -> None:
         if self._lock_file is not None:
             self._lock_file.close()

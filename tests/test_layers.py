@@ -46,6 +46,7 @@ LAYERS = {
     "facade.protocols": PARTS,
     "facade.store": PARTS,
     "facade.inflight": PARTS,
+    "facade.rate_window": PARTS,
     "facade.schemas": PRIMITIVES,
     "facade.telemetry": PRIMITIVES,
     "facade.config": PRIMITIVES,

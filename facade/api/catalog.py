@@ -90,7 +90,7 @@ def auto_entry(gw: Gateway, key: ApiKey) -> dict | None:
             "candidates": names,
             "description": f"Facade picks {how}, among the candidates whose context window "
             "and capabilities (tools, images, json) fit the request; if it fails, the next "
-            "one is tried. Send no model, or model \"auto\".",
+            'one is tried. Send no model, or model "auto".',
         },
     }
 

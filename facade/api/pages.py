@@ -55,9 +55,10 @@ def index() -> Response | dict:
         "models": url_for("catalog.list_models"),
     }
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    if best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "application/json"
-    ]:
+    if (
+        best == "text/html"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
+    ):
         return page(render_template("index.html", links=links))
     return {"name": "Facade", "description": "An enterprise gateway in front of LLMs.", **links}
 

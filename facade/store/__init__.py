@@ -1,9 +1,11 @@
-"""The store: keys, budgets, rate limits and usage in SQLite or PostgreSQL.
+"""The store: keys, budgets and usage in SQLite or PostgreSQL.
 
-Two ways in. Admin work, reports and the batched usage flush use SQLAlchemy Core on
-`engine`. The request path (key lookup, limit check and budget reservation) goes straight to
-a DBAPI cursor with fixed SQL the driver prepares once: it runs on every request, and
-SQLAlchemy's per-statement overhead would be most of its cost.
+Rates (rpm, tpm) are not here: they are counted in memory shared by an instance's workers
+(`rate_window.py`) or, with Redis, in Redis (`redis_rates.py`). Two ways in. Admin work,
+reports and the batched usage flush use SQLAlchemy Core on `engine`. The request path (key
+lookup and budget reservation) goes straight to a DBAPI cursor with fixed SQL the driver
+prepares once: it runs on every request, and SQLAlchemy's per-statement overhead would be
+most of its cost.
 
 SQLite: one connection per worker process for the request path, under a lock. No greenlet
 switch can happen inside a SQLite transaction (the driver never yields), so transactions stay

@@ -62,7 +62,6 @@ UNHOLD = (
     "UPDATE budget_ledger SET reserved_nusd = {greatest}(0, reserved_nusd - ?)"
     " WHERE key_id = ? AND period_start = ?"
 )
-CORRECT_TOKENS = "UPDATE rate_slots SET tokens = tokens + ? WHERE key_id = ? AND slot = ?"
 RENEW = (
     "INSERT INTO store_owners (owner, instance, expires_at) VALUES (?, ?, ?)"
     " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at"
@@ -81,7 +80,8 @@ ORPHANS = (
 
 @dataclass(slots=True)
 class Settlement:
-    """One finished request: its usage row and what it changes in the ledger and rate slots."""
+    """One finished request: its usage row, what it changes in the ledger and, with Redis, the
+    tpm correction of its rate slot (without Redis that is made in memory as it settles)."""
 
     usage: tuple | None  # the usage_records row (USAGE_COLUMNS order); None: a hold only
     key_id: str
@@ -119,22 +119,21 @@ class Ledger:
         greatest = "max" if store.is_sqlite else "GREATEST"
         self._settle = q(SETTLE.format(greatest=greatest))
         self._unhold = q(UNHOLD.format(greatest=greatest))
-        self._correct = q(CORRECT_TOKENS)
         self._reclaim = q(RECLAIM)
         self._renew = q(RENEW)
         self._spent = q(SPENT)
 
     # -- settlements ---------------------------------------------------------------------
     def write(
-        self, batch: list[Settlement], *, correct_slots: bool, spent: dict | None = None
+        self, batch: list[Settlement], *, spent: dict | None = None
     ) -> dict[tuple[str, int], int]:
-        """Write a batch in one transaction; returns the tpm corrections of its new rows
-        (written to `rate_slots` too when `correct_slots`). With `spent`, fills it with the
-        settled spend of each (key id, period start) the batch touched, as committed (for
-        the mirror in Redis, `redis_budget.py`)."""
-        return self.store.atomic(lambda cur: self._write(cur, batch, correct_slots, spent))
+        """Write a batch in one transaction; returns the tpm corrections of its new rows, by
+        (key, slot), for Redis (a row written twice corrects once). With `spent`, fills it
+        with the settled spend of each (key id, period start) the batch touched, as
+        committed (for the mirror in Redis, `redis_budget.py`)."""
+        return self.store.atomic(lambda cur: self._write(cur, batch, spent))
 
-    def _write(self, cur, batch: list[Settlement], correct_slots: bool, spent: dict | None):
+    def _write(self, cur, batch: list[Settlement], spent: dict | None):
         new = self._insert_usage(cur, batch)
         held = [s.request_id for s in batch if s.held]
         ledger: dict[tuple[str, str], list[int]] = {}
@@ -156,8 +155,6 @@ class Ledger:
             spent.update(self._settle_returning(cur, rows))
         elif rows:
             cur.executemany(self._settle, rows)
-        if tokens and correct_slots:
-            cur.executemany(self._correct, [(d, k, slot) for (k, slot), d in tokens.items()])
         return tokens
 
     def _settle_returning(self, cur, rows: list[tuple]) -> dict[tuple[str, str], int]:

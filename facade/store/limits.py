@@ -1,31 +1,34 @@
-"""Rate limits and budget reservations in the database: one short transaction per request.
+"""What a request asks of its key, the 429s it may get, and budget reservations in the store.
 
-Rate limits count requests and tokens in one-second slots (`rate_slots`): a request counts
-from the start of the second it arrived in until 60 s later, so `Retry-After` is the whole
-seconds until enough of the window has passed. The check and the increment happen under the
-write lock (SQLite's, or a per-key advisory lock on PostgreSQL), so they are exact across
-workers: of 20 requests at once on an rpm of 10, exactly 10 pass.
+rpm and tpm are counted in one-second slots: a request counts from the start of the second it
+arrived in until 60 s later, so `Retry-After` is the whole seconds until enough of the window
+has passed. Without Redis the window is in memory shared by the workers of one instance
+(`WindowRates` over `rate_window.py`: no store round trip, exact across workers); with Redis,
+in Redis (`redis_rates.py`, shared by every replica). Both refuse with the errors made here.
 
 A budget is reserved by one conditional upsert on the (key, period) ledger row: it adds the
 request's largest possible cost to `reserved_nusd` only if spent + reserved + it still fits,
 and by a hold row naming the request and the worker that owns it (`budget_holds`), so a dead
-worker's holds can be given back (see `ledger.py`). On PostgreSQL both are one statement (a
-data-modifying CTE), which does nothing when the request's hold already exists: a retry after
-a lost acknowledgement reserves once. The settle (true cost in, hold out) comes later,
-batched (see `usage.py`).
+worker's holds can be given back (see `ledger.py`). On SQLite both run in one short write
+transaction; on PostgreSQL they are one statement (a data-modifying CTE), which does nothing
+when the request's hold already exists: a retry after a lost acknowledgement reserves once.
+The settle (true cost in, hold out) comes later, batched (see `usage.py`).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 
-from ..errors import BudgetExceededError, RateLimitError
+from .. import rate_window
+from ..errors import BudgetExceededError, RateLimitError, UnavailableError
+from ..rate_window import WINDOW_S, RateTable, Refused, TableFull
 from . import Store
 from .periods import period_end
 from .schema import to_usd
 
-WINDOW_S = 60
+log = logging.getLogger("facade.limits")
 
 
 @dataclass(slots=True)
@@ -114,26 +117,67 @@ def refuse_over_whole_budget(ask: Ask) -> None:
         )
 
 
+class WindowRates:
+    """rpm and tpm of one instance, in the window its workers share: the limiter without Redis.
+
+    Under gunicorn the table is the one its master made before forking; elsewhere (Flask's
+    test client, the CLI) a private one of this object's own."""
+
+    def __init__(self, table: RateTable | None = None) -> None:
+        self._own = table is None and rate_window.shared() is None
+        self.table = table or rate_window.shared() or RateTable(shared=False)
+        self._full_logged = 0.0
+
+    def admit(self, ask: Ask, now: float) -> int:
+        """Count the request (and its tokens, for a key with a tpm) or raise 429; returns the
+        slot it was counted in."""
+        if ask.tpm and ask.tokens > ask.tpm:
+            raise too_many_tokens(ask)
+        tokens = ask.tokens if ask.tpm else 0
+        try:
+            return self.table.admit(ask.key_id, ask.rpm or 0, ask.tpm or 0, tokens, now)
+        except Refused as no:
+            raise rate_error(no.kind, ask, no.slots, no.used, now) from None
+        except TableFull:
+            if now - self._full_logged >= WINDOW_S:  # one line a minute, not one a request
+                self._full_logged = now
+                log.error(
+                    "the rate table is full: %d keys were counted in the last minute on this "
+                    "instance; new keys with rpm or tpm get 503 until one is idle for a minute",
+                    self.table.max_keys,
+                )
+            raise UnavailableError(
+                "too many keys with rate limits are active on this instance; try again",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    def check_rpm(self, ask: Ask, now: float) -> None:
+        """A read, no count: 429 when the key's window is already full (see `precheck`)."""
+        try:
+            self.table.check_rpm(ask.key_id, ask.rpm, now)
+        except Refused as no:
+            raise rate_error("rpm", ask, no.slots, no.used, now) from None
+
+    def refund(self, ask: Ask, slot: int) -> None:
+        """Take back a counted request whose budget reservation then failed."""
+        self.table.adjust(ask.key_id, slot, -1, -ask.tokens if ask.tpm else 0)
+
+    def correct(self, key_id: str, slot: int, delta: int) -> None:
+        """Settle tpm: estimated tokens out, true tokens in (while the slot is in the window)."""
+        self.table.adjust(key_id, slot, 0, delta)
+
+    def close(self) -> None:
+        if self._own:
+            self.table.close()
+
+
 class SqlLimits:
-    """Rate slots and budget reservations in the store (SQLite or PostgreSQL)."""
+    """Budget reservations in the store (SQLite or PostgreSQL)."""
 
     def __init__(self, store: Store, owner: str = "") -> None:
         self.store = store
         self.owner = owner
         q = store.q
-        self._sum = q(
-            "SELECT coalesce(sum(requests), 0), coalesce(sum(tokens), 0) FROM rate_slots"
-            " WHERE key_id = ? AND slot > ?"
-        )
-        self._slots = q(
-            "SELECT slot, requests, tokens FROM rate_slots WHERE key_id = ? AND slot > ?"
-            " ORDER BY slot"
-        )
-        self._hit = q(
-            "INSERT INTO rate_slots (key_id, slot, requests, tokens) VALUES (?, ?, 1, ?)"
-            " ON CONFLICT (key_id, slot) DO UPDATE SET requests = rate_slots.requests + 1,"
-            " tokens = rate_slots.tokens + excluded.tokens"
-        )
         self._reserve = q(
             "INSERT INTO budget_ledger (key_id, period_start, spent_nusd, reserved_nusd)"
             " VALUES (?, ?, 0, ?) ON CONFLICT (key_id, period_start) DO UPDATE"
@@ -149,55 +193,19 @@ class SqlLimits:
             "INSERT INTO budget_holds (request_id, key_id, period_start, amount_nusd, owner, ts)"
             " VALUES (?, ?, ?, ?, ?, ?)"
         )
-        # Serializes one key's rate check and increment across PostgreSQL sessions.
-        self._lock = None if store.is_sqlite else "SELECT pg_advisory_xact_lock(hashtext(%s))"
 
-    def admit(self, ask: Ask, now: float, *, rates: bool = True) -> int | None:
-        """Count the request and reserve its budget, or raise 429; returns the rate slot."""
+    def reserve(self, ask: Ask, now: float) -> None:
+        """Hold the request's largest possible cost against its key's budget, or raise 429;
+        nothing for a key without a budget."""
+        if ask.budget_nusd is None:
+            return
         refuse_over_whole_budget(ask)
-        rates = rates and ask.rated
-        if rates and ask.tpm and ask.tokens > ask.tpm:
-            raise too_many_tokens(ask)
-        if not rates:
-            if ask.budget_nusd is None:
-                return None
-            if self.store.is_sqlite:
-                return self.store.atomic(lambda cur: self._reserve_step(cur, ask, now))
-            # One statement (a CTE) is atomic alone: no explicit transaction needed.
-            return self.store.autocommit(lambda cur: self._reserve_step(cur, ask, now))
-        return self.store.atomic(lambda cur: self._admit_step(cur, ask, now))
+        if self.store.is_sqlite:
+            self.store.atomic(lambda cur: self._reserve_step(cur, ask, now))
+        else:  # one statement (a CTE) is atomic alone: no explicit transaction needed
+            self.store.autocommit(lambda cur: self._reserve_step(cur, ask, now))
 
-    def check_rpm(self, ask: Ask, now: float) -> None:
-        """A read, no count: 429 when the key's window is already full (see `precheck`)."""
-        oldest = int(now) - WINDOW_S
-        # One summed row: the window's slots (up to 60) are read only to refuse.
-        ((used, _tokens),) = self.store.autocommit(
-            lambda cur: cur.execute(self._sum, (ask.key_id, oldest)).fetchall()
-        )
-        if used >= ask.rpm:
-            rows = self.store.autocommit(
-                lambda cur: cur.execute(self._slots, (ask.key_id, oldest)).fetchall()
-            )
-            raise rate_error("rpm", ask, [(r[0], r[1]) for r in rows], used, now)
-
-    def _admit_step(self, cur, ask: Ask, now: float) -> int:  # DBAPI cursor
-        if self._lock:
-            cur.execute(self._lock, (ask.key_id,))
-        slot = int(now)
-        oldest = slot - WINDOW_S
-        ((requests, tokens),) = cur.execute(self._sum, (ask.key_id, oldest)).fetchall()
-        if ask.rpm and requests + 1 > ask.rpm:
-            rows = cur.execute(self._slots, (ask.key_id, oldest)).fetchall()
-            raise rate_error("rpm", ask, [(r[0], r[1]) for r in rows], requests, now)
-        if ask.tpm and tokens + ask.tokens > ask.tpm:
-            rows = cur.execute(self._slots, (ask.key_id, oldest)).fetchall()
-            raise rate_error("tpm", ask, [(r[0], r[2]) for r in rows], tokens, now)
-        cur.execute(self._hit, (ask.key_id, slot, ask.tokens))
-        if ask.budget_nusd is not None:
-            self._reserve_step(cur, ask, now)
-        return slot
-
-    def _reserve_step(self, cur, ask: Ask, now: float) -> None:
+    def _reserve_step(self, cur, ask: Ask, now: float) -> None:  # DBAPI cursor
         if self.store.is_sqlite:
             cur.execute(
                 self._reserve, (ask.key_id, ask.period_start, ask.reserve_nusd, ask.budget_nusd)
@@ -248,5 +256,3 @@ WITH prior AS (
 )
 SELECT (SELECT count(*) FROM prior) + (SELECT count(*) FROM held)
 """
-
-PRUNE_SLOTS = "DELETE FROM rate_slots WHERE slot <= ?"

@@ -157,6 +157,12 @@ def _v8(conn: Connection) -> None:
         conn.exec_driver_sql(sql)
 
 
+def _v9(conn: Connection) -> None:
+    """rpm and tpm are counted in memory shared by an instance's workers, or in Redis: no
+    more rate slots in the store."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS rate_slots")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
@@ -166,6 +172,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _v6),
     (7, _cache_columns),
     (8, _v8),
+    (9, _v9),
 ]
 LATEST = MIGRATIONS[-1][0]
 

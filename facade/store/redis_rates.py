@@ -1,6 +1,6 @@
 """Rate limits shared by every replica: one Lua script, one Redis round trip per request.
 
-Same model as the database limiter (one-second slots, a request counts for 60 s), kept
+Same model as `rate_window.py` (one-second slots, a request counts for 60 s), kept
 in one hash per key (`r:<slot>` requests, `t:<slot>` tokens) that expires a minute after its
 last use. The script reads Redis's own clock, so replicas with skewed clocks agree, and runs
 atomically, so the check and the increment cannot interleave with another replica's.

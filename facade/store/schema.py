@@ -43,15 +43,6 @@ budget_ledger = Table(
     Column("reserved_nusd", BigInteger, nullable=False),
 )
 
-rate_slots = Table(
-    "rate_slots",
-    metadata,
-    Column("key_id", String(40), primary_key=True),
-    Column("slot", BigInteger, primary_key=True),
-    Column("requests", Integer, nullable=False),
-    Column("tokens", BigInteger, nullable=False),
-)
-
 usage_records = Table(
     "usage_records",
     metadata,

@@ -3,21 +3,21 @@
 A request's end appends its settlement to this worker's journal (one local `os.write`, see
 `journal.py`) and to an in-memory queue; no store round trip. A background thread (a
 greenlet under gunicorn's gevent worker) writes the queue every `flush_s` in one idempotent
-transaction (`ledger.py`): usage rows, spend, holds given back, tpm corrections; then the
-journal segments it covered are removed. Until a settlement is written its hold stays, so a
-late flush makes a budget stricter for a moment, never overspent. With Redis the holds live
-there (`redis_budget.py`): once the transaction has committed, one script call mirrors the
-new spend and gives the batch's holds back. `close()` (gunicorn's `worker_exit` hook,
-through `app.facade_close`) writes what is left.
+transaction (`ledger.py`): usage rows, spend, holds given back; then the journal segments it
+covered are removed. Until a settlement is written its hold stays, so a late flush makes a
+budget stricter for a moment, never overspent. With Redis the holds live there
+(`redis_budget.py`): once the transaction has committed, one script call mirrors the new
+spend and gives the batch's holds back, and the tpm corrections of the new rows go there too
+(without Redis each was made in memory as its request settled). `close()` (gunicorn's
+`worker_exit` hook, through `app.facade_close`) writes what is left.
 
 Every `lease_s / 3` the same thread renews this worker's lease and sweeps: it replays the
 journal of any dead worker of this machine (one whose journal lock is free) and gives back
 that worker's holds, then gives back the holds of owners anywhere whose lease ran out (in the
-database and in Redis). A new
-worker sweeps once as it starts, so a restarted instance settles and releases at once.
+database and in Redis). A new worker sweeps once as it starts, so a restarted instance
+settles and releases at once.
 
-It also prunes usage rows older than the retention period (at start and once a day), and
-rate slots that have left the window.
+It also prunes usage rows older than the retention period (at start and once a day).
 """
 
 from __future__ import annotations
@@ -37,13 +37,11 @@ from . import Store
 from .db import sqlite_path
 from .journal import Journal, dead_owners, forget, live_owners, read_records, segments
 from .ledger import Ledger, Settlement
-from .limits import PRUNE_SLOTS, WINDOW_S
 
 log = logging.getLogger("facade.usage")
 
 PRUNE_USAGE = "DELETE FROM usage_records WHERE ts < ?"
 MAX_QUEUE = 200_000  # past this (a long store outage) the journal alone keeps the rest
-PRUNE_SLOTS_EVERY_S = 60.0
 PRUNE_USAGE_EVERY_S = 86400.0
 REPLAY_BATCH = 2000
 
@@ -133,7 +131,7 @@ class UsageWriter:
                 self._thread.start()
 
     def _run(self) -> None:
-        next_slots = next_usage = next_sweep = 0.0
+        next_usage = next_sweep = 0.0
         while not self._stop.wait(self.flush_s):
             try:
                 self.flush()
@@ -144,9 +142,6 @@ class UsageWriter:
                 if now >= next_sweep:
                     next_sweep = now + self.lease_s / 3
                     self.sweep()
-                if now >= next_slots and self.redis is None:
-                    next_slots = now + PRUNE_SLOTS_EVERY_S
-                    self.prune_slots()
                 if now >= next_usage:
                     next_usage = now + PRUNE_USAGE_EVERY_S
                     self.prune_usage()
@@ -184,7 +179,7 @@ class UsageWriter:
 
     def _write(self, batch: list[Settlement]) -> None:
         spent = {} if self.redis is not None else None
-        tokens = self.ledger.write(batch, correct_slots=self.redis is None, spent=spent)
+        tokens = self.ledger.write(batch, spent=spent)
         if self.redis is None:
             return
         self._settle_in_redis(self.owner, spent, [s.request_id for s in batch if s.held])
@@ -218,7 +213,7 @@ class UsageWriter:
         for i in range(0, len(batch), REPLAY_BATCH):
             chunk = batch[i : i + REPLAY_BATCH]
             spent = {} if self.redis is not None else None
-            self.ledger.write(chunk, correct_slots=False, spent=spent)  # slots long gone
+            self.ledger.write(chunk, spent=spent)  # no tpm correction: those slots are gone
             if spent is not None:
                 held = [s.request_id for s in chunk if s.held]
                 self._settle_in_redis(owner or self.owner, spent, held)
@@ -281,11 +276,6 @@ class UsageWriter:
         return freed + self.ledger.reclaim(owner)
 
     # -- housekeeping --------------------------------------------------------------------
-    def prune_slots(self) -> None:
-        oldest = int(time.time()) - WINDOW_S
-        with self.store.transaction() as conn:
-            conn.exec_driver_sql(self.store.q(PRUNE_SLOTS), (oldest,))
-
     def prune_usage(self) -> int:
         """Delete usage rows older than the retention period (0 days: keep everything)."""
         if self.retention_days <= 0:

@@ -5,6 +5,8 @@ SQLite shared by the workers of one instance; PostgreSQL and Redis shared by two
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,7 @@ from tests.support import (
     redis_namespace,
     start_gunicorn,
     wait_ready,
+    worker_pids,
 )
 
 ADMIN = admin_headers()
@@ -142,6 +145,18 @@ def test_tpm_refuses_once_the_tokens_are_spent(server):
     body = chat_body(TPM_TEXT, max_tokens=100)
     codes = [post_chat(server.url, key["key"], body).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
+
+
+def test_the_window_outlives_sigkilled_workers(server):
+    """Without Redis the counts live in memory gunicorn's master made: the workers that
+    replace killed ones see what those counted."""
+    key = create_key(server.url, rpm=4)
+    codes = [post_chat(server.url, key["key"], chat_body("hi")).status_code for _ in range(3)]
+    assert codes == [200] * 3
+    for pid in worker_pids(server.proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    codes = [post_chat(server.url, key["key"], chat_body("hi")).status_code for _ in range(2)]
+    assert codes == [200, 429]
 
 
 def test_revoked_and_expired_keys_are_refused_at_once_on_every_worker(server):

@@ -21,6 +21,7 @@ from tests.support import (
     pg_database,
     redis_namespace,
     start_gunicorn,
+    worker_pids,
 )
 
 CHAT = "/api/v1/chat/completions"
@@ -95,19 +96,6 @@ def create_key(url: str, **fields) -> dict:
     )
     assert resp.status_code == 201, resp.text
     return resp.json()["data"]
-
-
-def worker_pids(master: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
 
 
 @pytest.fixture(scope="module")

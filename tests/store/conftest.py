@@ -11,7 +11,6 @@ from tests.support import pg_database, redis_namespace
 TABLES = (
     "api_keys",
     "budget_ledger",
-    "rate_slots",
     "usage_records",
     "stored_responses",
     "budget_holds",

@@ -137,24 +137,56 @@ def test_embeddings_reserve_their_input_only(acct, store):
     assert ledger(store)[1] == largest_cost_nusd(PLAN, embedding_input_bound(body) + 1, 0)
 
 
+def budget_refusal_takes_its_request_back(acct) -> None:
+    limited = key(rpm=2, budget_usd=(BOUND + 20) * 1.5e-6)  # covers one request of 10 tokens
+    body = {**BODY, "max_tokens": 10}
+    first = acct.admit(limited, PLAN, body, "a")
+    with pytest.raises(BudgetExceededError):
+        acct.admit(limited, PLAN, body, "b")  # refused by budget: its rpm is not counted
+    first.release()
+    acct.flush()
+    acct.admit(limited, PLAN, body, "c")
+    with pytest.raises(RateLimitError):
+        acct.admit(limited, PLAN, body, "d")
+
+
+def test_a_request_refused_by_its_budget_is_not_counted_in_the_window(acct):
+    budget_refusal_takes_its_request_back(acct)
+
+
 def test_redis_rates_and_budget_in_one_script(store, redis_ns):
     url, prefix = redis_ns
     acct = StoreAccounting(store, Settings.from_env({}, redis_url=url, redis_prefix=prefix))
     try:
-        limited = key(rpm=2, budget_usd=(BOUND + 20) * 1.5e-6)  # covers one request of 10 tokens
-        body = {**BODY, "max_tokens": 10}
-        first = acct.admit(limited, PLAN, body, "a")
-        with pytest.raises(BudgetExceededError):
-            acct.admit(limited, PLAN, body, "b")  # refused by budget: its rpm is not counted
-        first.release()
-        acct.flush()
-        acct.admit(limited, PLAN, body, "c")
-        with pytest.raises(RateLimitError):
-            acct.admit(limited, PLAN, body, "d")
+        budget_refusal_takes_its_request_back(acct)
         acct.dependencies.probe()  # readiness no longer asks the stores; their state is here
         assert acct.dependencies.snapshot() == {"redis": "up"}
     finally:
         acct.close()
+
+
+def test_tpm_is_corrected_in_the_window_as_the_request_settles(acct, store):
+    limited = key(tpm=200)
+    body = {**BODY, "max_tokens": 100}  # counted at admission: 62 input + 100 output
+    first = acct.admit(limited, PLAN, body, "a")
+    with pytest.raises(RateLimitError, match="200 tokens per minute"):
+        acct.admit(limited, PLAN, body, "b")
+    first.settle(CHEAP, metrics(5, 7), "a")  # 12 used: no flush needed to see it
+    second = acct.admit(limited, PLAN, body, "c")  # 12 + 162
+    with pytest.raises(RateLimitError):
+        acct.admit(limited, PLAN, body, "d")
+    second.release(UpstreamTimeoutError("slow"))  # nothing used: all 162 come back
+    acct.admit(limited, PLAN, body, "e")
+    with store.engine.connect() as conn:  # no budget: the store saw nothing of it
+        assert conn.execute(select(budget_ledger)).all() == []
+
+
+def test_a_cache_hit_counts_against_rpm_not_tpm(acct):
+    limited = key(rpm=2, tpm=170)
+    acct.admit(limited, PLAN, BODY, "hit", cached=True).settle(CHEAP, metrics(0, 0), "hit")
+    acct.admit(limited, PLAN, {**BODY, "max_tokens": 100}, "a")  # 162 tokens still fit
+    with pytest.raises(RateLimitError, match="2 requests per minute"):
+        acct.admit(limited, PLAN, BODY, "b", cached=True)
 
 
 def test_readiness_names_what_is_down(store):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from facade.store import Store
 from facade.store.db import StoreConfigError, make_engine, normalize_url
-from facade.store.migrations import LATEST, migrate
+from facade.store.migrations import LATEST, MIGRATIONS, migrate
+from tests.support import pg_database
 
 
 @pytest.mark.parametrize(
@@ -68,12 +71,12 @@ def test_migrations_race_safely_and_run_once(store_url):
         assert migrate(engine) == LATEST
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version FROM schema_version")).all() == [(LATEST,)]
-            for table in ("api_keys", "budget_ledger", "rate_slots", "usage_records"):
+            for table in ("api_keys", "budget_ledger", "budget_holds", "usage_records"):
                 conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
     finally:
         with engine.connect() as conn, conn.begin():  # leave the session database empty
             if conn.dialect.name == "postgresql":
-                for table in ("api_keys", "budget_ledger", "rate_slots", "usage_records"):
+                for table in ("api_keys", "budget_ledger", "budget_holds", "usage_records"):
                     conn.execute(text(f"TRUNCATE {table}"))
         engine.dispose()
 
@@ -88,3 +91,29 @@ def test_a_newer_schema_stops_start_up(sqlite_url):
             migrate(engine)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_version_8_database_upgrades_and_loses_its_rate_slots(dialect, tmp_path):
+    """Made the way Facade 8 made it, with data in it; the rates now live outside the store."""
+    with pg_database() if dialect == "postgresql" else nullcontext(None) as pg_url:
+        url = pg_url or f"sqlite:///{tmp_path}/old.db"
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn, conn.begin():
+                conn.execute(text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+                for version, step in MIGRATIONS:
+                    if version <= 8:
+                        step(conn)
+                conn.execute(text("INSERT INTO schema_version (version) VALUES (8)"))
+                conn.execute(text("INSERT INTO rate_slots VALUES ('key-1', 1000, 3, 30)"))
+                conn.execute(text("INSERT INTO budget_ledger VALUES ('key-1', 'total', 7, 0)"))
+            assert migrate(engine) == 8
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT version FROM schema_version")).all() == [(LATEST,)]
+                assert conn.execute(text("SELECT spent_nusd FROM budget_ledger")).all() == [(7,)]
+                with pytest.raises(DBAPIError, match="rate_slots"):
+                    conn.execute(text("SELECT * FROM rate_slots"))
+            assert migrate(engine) == LATEST
+        finally:
+            engine.dispose()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -44,12 +45,12 @@ def test_a_batch_written_twice_counts_once(store):
     limits, ledger = SqlLimits(store, "w1"), Ledger(store)
     asks = [ask() for _ in range(3)]
     for a in asks:
-        limits.admit(a, time.time())
+        limits.reserve(a, time.time())
     assert ledger_row(store) == (0, 3_000) and count(store, budget_holds) == 3
     batch = [settlement(a) for a in asks]
-    ledger.write(batch, correct_slots=True)
-    ledger.write(batch, correct_slots=True)  # the acknowledgement was lost: written again
-    ledger.write(batch + batch, correct_slots=True)  # and once more, doubled within the batch
+    ledger.write(batch)
+    ledger.write(batch)  # the acknowledgement was lost: written again
+    ledger.write(batch + batch)  # and once more, doubled within the batch
     assert ledger_row(store) == (2_100, 0)
     assert count(store, usage_records) == 3 and count(store, budget_holds) == 0
     with store.engine.connect() as conn:
@@ -60,32 +61,40 @@ def test_a_batch_written_twice_counts_once(store):
     assert {r[1] for r in rows} == {"same-id"}
 
 
+def test_tpm_corrections_come_back_for_new_rows_only(store):
+    """With Redis the writer sends them there: a batch written twice corrects once."""
+    ledger = Ledger(store)
+    batch = [replace(settlement(a), slot=1000, token_delta=-20) for a in (ask(), ask())]
+    assert ledger.write(batch) == {("key-1", 1000): -40}
+    assert ledger.write(batch) == {}
+
+
 def test_held_never_goes_below_zero(store):
     limits, ledger = SqlLimits(store, "w1"), Ledger(store)
     a = ask()
-    limits.admit(a, time.time())
+    limits.reserve(a, time.time())
     with store.transaction() as conn:  # a ledger that drifted (say, edited by hand)
         conn.execute(text("UPDATE budget_ledger SET reserved_nusd = 10"))
-    ledger.write([settlement(a)], correct_slots=True)
+    ledger.write([settlement(a)])
     assert ledger_row(store) == (700, 0)
 
 
 def test_the_same_request_is_held_once(store):
     limits = SqlLimits(store, "w1")
     a = ask()
-    limits.admit(a, time.time())
+    limits.reserve(a, time.time())
     if not store.is_sqlite:  # a retry after a lost acknowledgement finds its hold
-        limits.admit(a, time.time())
+        limits.reserve(a, time.time())
     assert ledger_row(store) == (0, 1_000) and count(store, budget_holds) == 1
 
 
 def test_a_hold_only_settlement_gives_the_hold_back(store):
     limits, ledger = SqlLimits(store, "w1"), Ledger(store)
     a = ask()
-    limits.admit(a, time.time())
+    limits.reserve(a, time.time())
     lone = Settlement(None, a.key_id, a.period_start, 0, True, hold_id=a.request_id)
-    ledger.write([lone], correct_slots=True)
-    ledger.write([lone], correct_slots=True)
+    ledger.write([lone])
+    ledger.write([lone])
     assert ledger_row(store) == (0, 0) and count(store, usage_records) == 0
 
 
@@ -93,8 +102,8 @@ def test_expired_leases_are_reclaimed_by_a_sweep(store, tmp_path):
     ledger = Ledger(store)
     ledger.renew("elsewhere-1", "another-instance", lease_s=-1)  # its lease has run out
     ledger.renew("elsewhere-2", "another-instance", lease_s=600)  # alive
-    SqlLimits(store, "elsewhere-1").admit(ask(), time.time())
-    SqlLimits(store, "elsewhere-2").admit(ask(reserve=2_000), time.time())
+    SqlLimits(store, "elsewhere-1").reserve(ask(), time.time())
+    SqlLimits(store, "elsewhere-2").reserve(ask(reserve=2_000), time.time())
     w = UsageWriter(store, flush_s=60, retention_days=0, journal_root=tmp_path, lease_s=30)
     done = w.sweep()
     assert done["owners"] == 1 and done["released_nusd"] == 1_000
@@ -107,7 +116,7 @@ def test_expired_leases_are_reclaimed_by_a_sweep(store, tmp_path):
 
 
 def test_holds_of_an_owner_without_a_lease_row_are_reclaimed(store, tmp_path):
-    SqlLimits(store, "ghost").admit(ask(), time.time() - 120)
+    SqlLimits(store, "ghost").reserve(ask(), time.time() - 120)
     w = UsageWriter(store, flush_s=60, retention_days=0, journal_root=tmp_path, lease_s=30)
     assert w.sweep()["released_nusd"] == 1_000
     assert ledger_row(store) == (0, 0)
@@ -127,7 +136,7 @@ w.sweep()
 limits = SqlLimits(store, w.owner)
 for i in range(5):
     a = Ask("key-1", "one", None, None, 10, 100_000, 1_000, "total", "total")
-    limits.admit(a, time.time())
+    limits.reserve(a, time.time())
     if i < 4:  # four answered, one still in flight
         usage = (time.time(), "2026-01-05", "key-1", "m", "p", "u", 3, 4, 700, 0.1, 200,
                  f"client-{i}", 0.05, 0, None, False, a.request_id)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from facade.store import reports
 from facade.store.limits import Ask, SqlLimits
-from facade.store.schema import budget_ledger, rate_slots, usage_records
+from facade.store.schema import budget_ledger, usage_records
 from facade.store.usage import Settlement, UsageWriter
 
 
@@ -49,8 +49,8 @@ def test_flush_writes_usage_and_settles_the_ledger(store):
         Ask("key-1", "one", None, 100, 30, 1_000_000, 400_000, "monthly", "2026-01-01")
         for _ in range(2)
     ]
-    slot = limits.admit(asks[0], time.time())
-    limits.admit(asks[1], time.time())
+    for ask in asks:
+        limits.reserve(ask, time.time())
     w = writer(store)
     for ask in asks:  # both settle at a true cost of 11_000 and 8 tokens
         w.add(
@@ -60,15 +60,12 @@ def test_flush_writes_usage_and_settles_the_ledger(store):
                 "2026-01-01",
                 11_000,
                 400_000,
-                slot,
-                8 - 30,
             )
         )
     assert w.flush() == 2 and w.flush() == 0
     with store.engine.connect() as conn:
         ledger = conn.execute(budget_ledger.select()).mappings().one()
         assert (ledger["spent_nusd"], ledger["reserved_nusd"]) == (22_000, 0)
-        assert conn.execute(select(func.sum(rate_slots.c.tokens))).scalar() == 16
         assert conn.execute(select(func.count()).select_from(usage_records)).scalar() == 2
     w.close()
 
@@ -156,13 +153,30 @@ def test_usage_report_groups_by_day_key_and_model(store):
     assert [(r["key_id"], r["requests"]) for r in by_model] == [("key-a", 1)]
 
 
-def test_retention_prunes_old_usage_and_stale_slots(store):
+def test_retention_prunes_old_usage(store):
     w = writer(store, days=30)
     old = datetime.now(UTC).timestamp() - 31 * 86400
     w.add(
         Settlement(
-            (old, "2000-01-01", "k", "m", None, None, 1, 1, 1, 0.1, 200, "r", None, 0, None, False,
-             "r"),  # fmt: skip
+            (
+                old,
+                "2000-01-01",
+                "k",
+                "m",
+                None,
+                None,
+                1,
+                1,
+                1,
+                0.1,
+                200,
+                "r",
+                None,
+                0,
+                None,
+                False,
+                "r",
+            ),  # fmt: skip
             "k",
             "x",
             1,
@@ -171,11 +185,8 @@ def test_retention_prunes_old_usage_and_stale_slots(store):
     )
     w.add(Settlement(usage_row("k", "m", datetime.now(UTC).date().isoformat()), "k", "x", 1, 0))
     w.flush()
-    SqlLimits(store).admit(Ask("k", "k", 5, None, 1, None, 0, "monthly", "x"), time.time() - 120)
     assert w.prune_usage() == 1
-    w.prune_slots()
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(usage_records)).scalar() == 1
-        assert conn.execute(select(func.count()).select_from(rate_slots)).scalar() == 0
     w.close()
     assert writer(store, days=0).prune_usage() == 0
