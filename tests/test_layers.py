@@ -38,6 +38,7 @@ LAYERS = {
     "facade.cache": ROUTING,
     "facade.router": ROUTING,
     "facade.accounting": ROUTING,
+    "facade.admission": ROUTING,
     "facade.bound": ROUTING,
     "facade.metering": ROUTING,
     "facade.first_chunk": ROUTING,
