@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Protocol
 
+from . import hold_table
 from .admission import Admission, FreeAdmission, StoreAdmission
 from .bound import demand, largest_cost_nusd
 from .config import ModelConfig, TargetConfig
@@ -32,7 +33,7 @@ from .settings import Settings
 from .store import Store
 from .store.bounded import StoreTimeoutError
 from .store.health import Dependencies
-from .store.limits import Ask, SqlLimits, WindowRates, refuse_over_whole_budget
+from .store.limits import Ask, SqlLimits, WindowRates, budget_error, refuse_over_whole_budget
 from .store.periods import PeriodClock
 from .store.schema import NANO
 from .store.usage import Settlement, UsageWriter, journal_root
@@ -123,9 +124,20 @@ class StoreAccounting:
             self.redis.parallel if self.redis is not None else None,
             self.dependencies,
         )
+        # Where budget holds live when not in the database: Redis, or for SQLite (one
+        # instance's store) memory the instance's workers share (`hold_table.py`). PostgreSQL
+        # without Redis holds them in the database (`store/limits.py`).
+        self.holds = None
+        self._local_holds = self.redis is None and store.is_sqlite
+        if self.redis is not None:
+            self.holds = self.redis.budget
+        elif self._local_holds:
+            self.holds = hold_table.shared() or hold_table.local()
+        self._hold_slot: int | None = None
         self.writer = UsageWriter(
             store,
             self.redis,
+            holds=self.holds,
             flush_s=settings.usage_flush_s,
             retention_days=settings.usage_retention_days,
             journal_root=journal_root(settings.journal_dir, store.url),
@@ -224,7 +236,7 @@ class StoreAccounting:
             failed = self._dependency_of(err)
             self.dependencies.report(failed, False)
             log.warning("%s failed: %s", failed, _describe(err), extra={"request_id": request_id})
-            if ask.budget_nusd is not None:
+            if ask.budget_nusd is not None and not self._local_holds:
                 # The store may have committed the hold and lost the acknowledgement: have
                 # the writer give it back (a no-op if it was never made).
                 self.writer.add(
@@ -290,12 +302,12 @@ class StoreAccounting:
         return self.writer.ledger.spent(ask.key_id, ask.period_start)
 
     def held_nusd(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int] | None:
-        """What is held now per (key id, period start) when holds live in Redis; None when
-        the database's ledger has them."""
-        if self.redis is None:
+        """What is held now per (key id, period start) when holds live outside the
+        database (Redis, shared memory); None when the database's ledger has them."""
+        if self.holds is None:
             return None
         try:
-            return self.redis.budget.held(pairs)
+            return self.holds.held(pairs)
         except Exception as err:
             self.dependencies.report("redis", False)
             raise UnavailableError("redis, which holds the budgets, is unreachable") from err
@@ -304,12 +316,39 @@ class StoreAccounting:
         """No Redis: rates in the instance's window, then the budget (refused: uncounted)."""
         slot = self.rates.admit(ask, now) if ask.rated else None
         try:
-            self.limits.reserve(ask, now)
+            if self._local_holds:
+                self._hold_here(ask, now)
+            else:
+                self.limits.reserve(ask, now)
         except BaseException:
             if slot is not None:
                 self.rates.refund(ask, slot)
             raise
         return slot
+
+    def _hold_here(self, ask: Ask, now: float) -> None:
+        """SQLite: the budget hold in the instance's shared memory (`hold_table.py`)."""
+        if ask.budget_nusd is None:
+            return
+        refuse_over_whole_budget(ask)
+        try:
+            if self._hold_slot is None:
+                # The journal first: a sibling's sweep takes an owner with holds and no
+                # journal for dead.
+                self.writer.open_journal()
+                self._hold_slot = self.holds.claim(self.writer.owner)
+            refused = self.holds.hold(
+                ask.key_id, ask.period_start, ask.budget_nusd, ask.reserve_nusd,
+                self._hold_slot, lambda: self._seed(ask),
+            )  # fmt: skip
+        except (hold_table.TableFull, hold_table.NoSlot) as err:
+            log.error("the budget hold table is full: %s", type(err).__name__)
+            raise UnavailableError(
+                "too many budgets are held on this instance at once; try again",
+                headers={"Retry-After": "5"},
+            ) from None
+        if refused is not None:
+            raise budget_error(ask, refused[0], refused[1], now)
 
     def _dependency_of(self, err: Exception) -> str:
         if isinstance(err, StoreTimeoutError):

@@ -108,7 +108,7 @@ class StoreAdmission:
         )  # fmt: skip
         delta = self._tpm_correction(acct, used)
         acct.writer.add(
-            Settlement(usage, self.key.id, self.period_start, cost, self.reserved > 0, self.slot,
+            Settlement(usage, self.key.id, self.period_start, cost, self.reserved, self.slot,
                        delta)
         )  # fmt: skip
 
@@ -126,6 +126,6 @@ class StoreAdmission:
         )
         delta = self._tpm_correction(acct, 0)
         acct.writer.add(
-            Settlement(usage, self.key.id, self.period_start, 0, self.reserved > 0, self.slot,
+            Settlement(usage, self.key.id, self.period_start, 0, self.reserved, self.slot,
                        delta)
         )  # fmt: skip

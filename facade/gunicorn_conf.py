@@ -102,11 +102,14 @@ def on_starting(server):
 
     # Requests in flight per key, and without Redis each key's rpm and tpm window, shared by
     # every worker: made here so they all map it (and a SIGHUP reload keeps the windows).
-    from facade import inflight, rate_window
+    from facade import hold_table, inflight, rate_window
+    from facade.store.db import sqlite_path
 
     inflight.create_shared(server.cfg.workers)
     if not settings.redis_url:
         rate_window.create_shared()
+        if sqlite_path(settings.database_url) is not None:  # budget holds: hold_table.py
+            hold_table.create_shared(server.cfg.workers)
 
 
 def pre_fork(server, worker):

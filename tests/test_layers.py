@@ -48,6 +48,7 @@ LAYERS = {
     "facade.store": PARTS,
     "facade.inflight": PARTS,
     "facade.rate_window": PARTS,
+    "facade.hold_table": PARTS,
     "facade.schemas": PRIMITIVES,
     "facade.telemetry": PRIMITIVES,
     "facade.config": PRIMITIVES,

@@ -87,7 +87,9 @@ class Settlement:
     key_id: str
     period_start: str
     spent_nusd: int
-    held: bool  # a budget hold was made for it (to be given back)
+    # The budget hold made for it, to be given back: its amount in nano-dollars (0: none; a
+    # hold in the database or Redis is found by the request id, so any true value will do).
+    held: int
     slot: int | None = None
     token_delta: int = 0
     hold_id: str = ""  # the request id when there is no usage row
@@ -107,7 +109,7 @@ class Settlement:
         n = len(record) - 7
         key_id, period_start, spent, held, slot, delta, hold_id = record[n:]
         usage = tuple(record[:n]) or None
-        return cls(usage, key_id, period_start, spent, bool(held), slot, delta, hold_id)
+        return cls(usage, key_id, period_start, spent, int(held), slot, delta, hold_id)
 
 
 class Ledger:

@@ -99,9 +99,10 @@ class RedisBudget:
     def holds_key(self, owner: str) -> str:
         return f"{self.prefix}holds:{owner}"
 
-    def settle(self, owner: str, spent: dict[tuple[str, str], int], released: list[str]) -> int:
-        """Mirror the ledger's new spend, then give back `owner`'s holds of `released`
-        (request ids); either may be empty. Returns the nano-dollars given back."""
+    def settle(self, owner: str, spent: dict[tuple[str, str], int], held: list) -> int:
+        """Mirror the ledger's new spend, then give back `owner`'s holds of the settlements
+        `held`; either may be empty. Returns the nano-dollars given back."""
+        released = [s.request_id for s in held]
         if not spent and not released:
             return 0
         keys = [self.holds_key(owner), *(self.budget_key(k, p) for k, p in spent)]
@@ -113,8 +114,9 @@ class RedisBudget:
         with bounded(dependency="redis"):
             return int(self._reclaim(keys=[self.holds_key(owner), self.owners_key], args=[owner]))
 
-    def holders_before(self, ts: float) -> list[str]:
-        """Owners whose last hold is older than `ts` (Redis's clock)."""
+    def quiet_owners(self, ts: float) -> list[str]:
+        """Owners whose last hold is older than `ts` (Redis's clock): the sweep gives back
+        the holds of those among them without a lease row."""
         with bounded(dependency="redis"):
             found = self.client.zrangebyscore(self.owners_key, "-inf", ts)
         return [o.decode() if isinstance(o, bytes) else o for o in found]

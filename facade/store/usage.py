@@ -73,6 +73,7 @@ class UsageWriter:
         self,
         store: Store,
         redis_rates=None,
+        holds=None,
         *,
         flush_s: float,
         retention_days: int,
@@ -81,6 +82,9 @@ class UsageWriter:
     ) -> None:
         self.store = store
         self.redis = redis_rates
+        # Where budget holds live when not in the database: Redis (`redis_budget.py`) or,
+        # for SQLite, memory the instance's workers share (`hold_table.py`).
+        self.holds = holds
         self.flush_s = flush_s
         self.retention_days = retention_days
         self.lease_s = lease_s
@@ -93,8 +97,8 @@ class UsageWriter:
         self.instance = instance_id(journal_root) if journal_root is not None else ""
         self._queue: deque[Settlement] = deque()
         self._overflowed = False
-        # (owner, spent, request ids) the database has settled but Redis has not yet.
-        self._unsettled: list[tuple[str, dict, list[str]]] = []
+        # (owner, spent, settlements) the database has settled but the holds have not yet.
+        self._unsettled: list[tuple[str, dict, list]] = []
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,6 +118,10 @@ class UsageWriter:
             self.start()
 
     # -- the background thread -----------------------------------------------------------
+    def open_journal(self) -> None:
+        """Make this worker's journal now (siblings see a worker without one as dead)."""
+        self._open_journal()
+
     def _open_journal(self) -> Journal | None:
         if self.journal is None and self.journal_root is not None and not self._stop.is_set():
             self.journal = Journal(self.journal_root, self.owner)
@@ -154,7 +162,7 @@ class UsageWriter:
             n = len(self._queue)
             if not n and not self._overflowed:
                 if self._unsettled:
-                    self._settle_in_redis()
+                    self._settle_holds()
                 return 0
             batch = [self._queue.popleft() for _ in range(n)]
             journal = self.journal
@@ -178,32 +186,31 @@ class UsageWriter:
             return n
 
     def _write(self, batch: list[Settlement]) -> None:
-        spent = {} if self.redis is not None else None
+        spent = {} if self.holds is not None else None
         tokens = self.ledger.write(batch, spent=spent)
-        if self.redis is None:
-            return
-        self._settle_in_redis(self.owner, spent, [s.request_id for s in batch if s.held])
-        if tokens:
+        if self.holds is not None:
+            self._settle_holds(self.owner, spent, batch)
+        if tokens and self.redis is not None:
             try:
                 self.redis.correct(tokens)
             except Exception:  # the window only stays stricter for a minute
                 log.warning("could not correct token counts in Redis", exc_info=True)
 
-    def _settle_in_redis(
-        self, owner: str | None = None, spent: dict | None = None, released: list[str] = ()
+    def _settle_holds(
+        self, owner: str | None = None, spent: dict | None = None, batch: list = ()
     ) -> None:
-        """After the database committed: mirror its spend and give the holds back in Redis
-        (`redis_budget.py`). Kept and retried with the next flush when Redis fails: until
-        then the holds stay, and the budget is stricter, never overspent."""
+        """After the database committed: mirror its spend and give the batch's holds back
+        where they live. Kept and retried with the next flush when that fails (Redis down):
+        until then the holds stay, and the budget is stricter, never overspent."""
         pending, self._unsettled = self._unsettled, []
         if owner is not None:
-            pending.append((owner, spent or {}, list(released)))
-        for i, (who, amounts, ids) in enumerate(pending):
+            pending.append((owner, spent or {}, [s for s in batch if s.held]))
+        for i, (who, amounts, held) in enumerate(pending):
             try:
-                self.redis.budget.settle(who, amounts, ids)
+                self.holds.settle(who, amounts, held)
             except Exception as err:
                 self._unsettled = pending[i:]
-                log.warning("could not give budget holds back in Redis: %s", type(err).__name__)
+                log.warning("could not give budget holds back: %s", type(err).__name__)
                 return
 
     def _replay(self, paths: list[Path], owner: str | None = None) -> int:
@@ -212,11 +219,10 @@ class UsageWriter:
         written = 0
         for i in range(0, len(batch), REPLAY_BATCH):
             chunk = batch[i : i + REPLAY_BATCH]
-            spent = {} if self.redis is not None else None
+            spent = {} if self.holds is not None else None
             self.ledger.write(chunk, spent=spent)  # no tpm correction: those slots are gone
             if spent is not None:
-                held = [s.request_id for s in chunk if s.held]
-                self._settle_in_redis(owner or self.owner, spent, held)
+                self._settle_holds(owner or self.owner, spent, chunk)
             written += len(chunk)
         return written
 
@@ -250,9 +256,10 @@ class UsageWriter:
         for owner in self.ledger.orphan_owners(now - self.lease_s):
             if owner != self.owner:
                 self._reclaim(owner, done)
-        if self.redis is not None:  # holds in Redis of owners without a lease row
-            for owner in self.redis.budget.holders_before(now - self.lease_s):
-                if owner != self.owner and not self.ledger.leased(owner):
+        if self.holds is not None:  # holds of owners with no lease row and no live journal
+            live = live_owners(self.journal_root) if self.journal_root is not None else set()
+            for owner in self.holds.quiet_owners(now - self.lease_s):
+                if owner != self.owner and owner not in live and not self.ledger.leased(owner):
                     self._reclaim(owner, done)
         if done["replayed"] or done["released_nusd"]:
             log.warning(
@@ -269,10 +276,11 @@ class UsageWriter:
         done["owners"] += 1
 
     def reclaim(self, owner: str) -> int:
-        """Give back what `owner` holds, in the database and in Redis; returns nano-dollars."""
+        """Give back what `owner` holds, in the database and where holds live; returns
+        nano-dollars."""
         freed = 0
-        if self.redis is not None:
-            freed += self.redis.budget.reclaim(owner)
+        if self.holds is not None:
+            freed += self.holds.reclaim(owner)
         return freed + self.ledger.reclaim(owner)
 
     # -- housekeeping --------------------------------------------------------------------

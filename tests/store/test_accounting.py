@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -65,10 +67,19 @@ def acct(store):
     accounting.close()
 
 
-def ledger(store) -> tuple[int, int]:
+def ledger(store, acct: StoreAccounting | None = None) -> tuple[int, int]:
+    """(spent, held) of key-1's current period: spent in the database; held there too, or
+    where `acct` keeps holds (shared memory for SQLite, Redis)."""
     with store.engine.connect() as conn:
-        row = conn.execute(select(budget_ledger.c.spent_nusd, budget_ledger.c.reserved_nusd)).one()
-    return tuple(row)
+        row = conn.execute(
+            select(budget_ledger.c.spent_nusd, budget_ledger.c.reserved_nusd)
+        ).first()
+    spent, held = tuple(row) if row is not None else (0, 0)
+    if acct is not None:
+        pair = ("key-1", acct.clock.start("monthly", time.time()))
+        found = acct.held_nusd([pair])
+        held = held if found is None else found[pair]
+    return spent, held
 
 
 def test_the_reservation_is_the_dearest_model_in_the_plan():
@@ -79,11 +90,11 @@ def test_the_reservation_is_the_dearest_model_in_the_plan():
 
 def test_reserve_then_settle_to_the_true_cost(acct, store):
     admission = acct.admit(key(budget_usd=1.0), PLAN, {**BODY, "max_tokens": 100}, "r1")
-    assert ledger(store) == (0, (BOUND + 200) * 1000)
+    assert ledger(store, acct) == (0, (BOUND + 200) * 1000)
     admission.settle(CHEAP, metrics(5, 7), "r1")
     admission.settle(CHEAP, metrics(5, 7), "r1")  # once only
     acct.flush()
-    assert ledger(store) == ((5 + 14) * 1000, 0)
+    assert ledger(store, acct) == ((5 + 14) * 1000, 0)
     with store.engine.connect() as conn:
         rows = conn.execute(select(usage_records)).mappings().all()
     assert len(rows) == 1
@@ -101,7 +112,7 @@ def test_release_gives_the_reservation_back_and_records_the_failure(acct, store)
     admission = acct.admit(key(budget_usd=1.0, tpm=10_000), PLAN, BODY, "r2")
     admission.release(UpstreamTimeoutError("slow"))
     acct.flush()
-    assert ledger(store) == (0, 0)
+    assert ledger(store, acct) == (0, 0)
     with store.engine.connect() as conn:
         row = conn.execute(select(usage_records)).mappings().one()
     assert (row["status"], row["cost_nusd"], row["provider"], row["request_id"]) == (
@@ -119,7 +130,7 @@ def test_a_key_without_limits_touches_no_table_until_the_flush(acct, store):
         assert conn.execute(select(budget_ledger)).all() == []
     admission.settle(CHEAP, metrics(3, 4), "r3")
     acct.flush()
-    assert ledger(store) == (11_000, 0)
+    assert ledger(store, acct) == (11_000, 0)
 
 
 def test_limits_refuse_with_429(acct):
@@ -134,7 +145,7 @@ def test_limits_refuse_with_429(acct):
 def test_embeddings_reserve_their_input_only(acct, store):
     body = {"model": "cheap", "input": ["abcd" * 10]}
     acct.admit(key(budget_usd=1.0), PLAN, body, "e")
-    assert ledger(store)[1] == largest_cost_nusd(PLAN, embedding_input_bound(body) + 1, 0)
+    assert ledger(store, acct)[1] == largest_cost_nusd(PLAN, embedding_input_bound(body) + 1, 0)
 
 
 def budget_refusal_takes_its_request_back(acct) -> None:

@@ -17,6 +17,7 @@ from facade.accounting import StoreAccounting
 from facade.errors import BudgetExceededError
 from facade.settings import Settings
 from facade.store.limits import Ask
+from facade.store.ledger import Settlement
 from facade.store.schema import NANO, budget_ledger, store_owners
 from tests.store.test_accounting import BODY, PLAN, key, ledger, metrics
 from tests.store.test_limits import race
@@ -120,7 +121,8 @@ def test_one_hold_per_request_id(acct):
     for _ in range(3):  # a script retried after its reply was lost
         acct.redis.admit(ask, 0, acct.writer.owner, lambda a: 0)
     assert held(acct, limited) == 1234
-    acct.redis.budget.settle(acct.writer.owner, {}, ["same-id", "same-id"])
+    done = Settlement(None, limited.id, ask.period_start, 0, 1234, hold_id="same-id")
+    acct.redis.budget.settle(acct.writer.owner, {}, [done, done])
     assert held(acct, limited) == 0
 
 
