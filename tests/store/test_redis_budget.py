@@ -16,8 +16,8 @@ from sqlalchemy import func, insert, select, update
 from facade.accounting import StoreAccounting
 from facade.errors import BudgetExceededError
 from facade.settings import Settings
-from facade.store.limits import Ask
 from facade.store.ledger import Settlement
+from facade.store.limits import Ask
 from facade.store.schema import NANO, budget_ledger, store_owners
 from tests.store.test_accounting import BODY, PLAN, key, ledger, metrics
 from tests.store.test_limits import race
