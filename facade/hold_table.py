@@ -293,6 +293,6 @@ _private: HoldTable | None = None
 def local() -> HoldTable:
     """Outside gunicorn: one private table for this process (its accountings share it)."""
     global _private
-    if _private is None:
-        _private = HoldTable(64, shared=False)
+    if _private is None:  # room for the accountings a test session makes and never closes
+        _private = HoldTable(256, shared=False)
     return _private

@@ -123,16 +123,26 @@ return 0
 """
 
 
+# Connections one worker keeps to Redis for limits, holds and in-flight counts.
+REDIS_MAX_CONNECTIONS = 64
+
+
 class RedisRates:
     def __init__(self, url: str, prefix: str) -> None:
-        self.client = redis.Redis.from_url(
+        # A blocking pool: hundreds of requests in flight on one worker share a bounded set of
+        # connections and wait their turn (within the request's deadline) instead of
+        # failing with redis-py's "Too many connections" past its default of 100.
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_MAX_CONNECTIONS,
+            timeout=REDIS_SOCKET_TIMEOUT_S,
             socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
             socket_timeout=REDIS_SOCKET_TIMEOUT_S,
             socket_keepalive=True,
             retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
         )
+        self.client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
         self.prefix = prefix
         self.parallel = RedisParallel(self.client, prefix)
         self.budget = RedisBudget(self.client, prefix)

@@ -255,3 +255,34 @@ def test_two_instances_share_rpm_and_budget_on_postgresql_and_redis(fake_upstrea
         finally:
             assert a.stop() == 0
             assert b.stop() == 0
+
+
+def test_hundreds_in_flight_on_one_worker_share_its_redis_connections(fake_upstream, tmp_path):
+    """300 requests at once on one worker of a limited key: each takes a Redis connection for
+    its admission; past the pool's size they wait their turn, none fails."""
+    config = base_config(fake_upstream.url)
+    config["keys"].append(
+        {
+            "name": "busy",
+            "key": "sk-busy-0123456789abcdefghij",
+            "models": ["*"],
+            "rpm": 100_000,
+            "budget_usd": 1000,
+        }
+    )
+    with pg_database() as db_url, redis_namespace() as (redis_url, prefix):
+        env = {
+            "FACADE_DATABASE_URL": db_url,
+            "FACADE_REDIS_URL": redis_url,
+            "FACADE_REDIS_PREFIX": prefix,
+        }
+        srv = start_gunicorn(tmp_path, config, env=env)
+        try:
+            body = chat_body("hi [[fake slow=0.5]]")
+            calls = [
+                lambda: post_chat(srv.url, "sk-busy-0123456789abcdefghij", body) for _ in range(300)
+            ]
+            statuses = [r.status_code for r in in_parallel(calls)]
+            assert statuses == [200] * 300, sorted(set(statuses))
+        finally:
+            assert srv.stop() == 0
