@@ -210,10 +210,13 @@ class HoldTable:
                 self._exit()
         raise TableFull("the budget's spend was dropped again while being read")
 
-    def settle(self, owner: str, spent: dict[tuple[str, str], int], held: list) -> None:
+    def settle(
+        self, owner: str, spent: dict[tuple[str, str], int], held: list, new: set | None = None
+    ) -> None:
         """After the database committed: mirror its spend (where a mirror exists) and take
         the holds of the settlements `held` (key_id, period_start, held: the amount) out of
-        `owner`'s slot."""
+        `owner`'s slot; with `new`, only of those whose rows that write inserted (a row
+        written twice gives its hold back once)."""
         self._enter()
         try:
             mm = self._mm
@@ -225,6 +228,8 @@ class HoldTable:
                     if seeded and value > known:
                         _HEAD.pack_into(mm, off + _AT_HEAD, 1, value)
             for s in held if slot is not None else ():
+                if new is not None and s.usage is not None and s.request_id not in new:
+                    continue
                 off = self._find(_ident(s.key_id, s.period_start), insert=False)
                 if off is not None:
                     at = off + _AT_HELD + 8 * slot

@@ -127,16 +127,20 @@ class Ledger:
 
     # -- settlements ---------------------------------------------------------------------
     def write(
-        self, batch: list[Settlement], *, spent: dict | None = None
+        self, batch: list[Settlement], *, spent: dict | None = None, new: set | None = None
     ) -> dict[tuple[str, int], int]:
         """Write a batch in one transaction; returns the tpm corrections of its new rows, by
         (key, slot), for Redis (a row written twice corrects once). With `spent`, fills it
         with the settled spend of each (key id, period start) the batch touched, as
-        committed (for the mirror in Redis, `redis_budget.py`)."""
-        return self.store.atomic(lambda cur: self._write(cur, batch, spent))
+        committed (for the mirror of holds kept outside the database); with `new`, with the
+        request ids whose rows this write inserted."""
+        return self.store.atomic(lambda cur: self._write(cur, batch, spent, new))
 
-    def _write(self, cur, batch: list[Settlement], spent: dict | None):
+    def _write(self, cur, batch: list[Settlement], spent: dict | None, inserted: set | None):
         new = self._insert_usage(cur, batch)
+        if inserted is not None:
+            inserted.clear()
+            inserted.update(new)
         held = [s.request_id for s in batch if s.held]
         ledger: dict[tuple[str, str], list[int]] = {}
         tokens: dict[tuple[str, int], int] = {}

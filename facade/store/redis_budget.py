@@ -99,9 +99,12 @@ class RedisBudget:
     def holds_key(self, owner: str) -> str:
         return f"{self.prefix}holds:{owner}"
 
-    def settle(self, owner: str, spent: dict[tuple[str, str], int], held: list) -> int:
+    def settle(
+        self, owner: str, spent: dict[tuple[str, str], int], held: list, new: set | None = None
+    ) -> int:
         """Mirror the ledger's new spend, then give back `owner`'s holds of the settlements
-        `held`; either may be empty. Returns the nano-dollars given back."""
+        `held`; either may be empty. A hold leaves once whatever `new` says (HDEL decides):
+        every one of them is given back, rows written before or not. Returns nano-dollars."""
         released = [s.request_id for s in held]
         if not spent and not released:
             return 0

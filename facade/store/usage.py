@@ -44,6 +44,7 @@ PRUNE_USAGE = "DELETE FROM usage_records WHERE ts < ?"
 MAX_QUEUE = 200_000  # past this (a long store outage) the journal alone keeps the rest
 PRUNE_USAGE_EVERY_S = 86400.0
 REPLAY_BATCH = 2000
+FLUSH_CHUNK = 48  # settlements per transaction of a flush (a SQLite one holds the worker)
 
 __all__ = ["Settlement", "UsageWriter", "instance_id", "journal_root"]
 
@@ -97,8 +98,9 @@ class UsageWriter:
         self.instance = instance_id(journal_root) if journal_root is not None else ""
         self._queue: deque[Settlement] = deque()
         self._overflowed = False
-        # (owner, spent, settlements) the database has settled but the holds have not yet.
-        self._unsettled: list[tuple[str, dict, list]] = []
+        # (owner, spent, settlements, new row ids) the database has settled but the holds
+        # have not yet.
+        self._unsettled: list[tuple[str, dict, list, set | None]] = []
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -186,10 +188,22 @@ class UsageWriter:
             return n
 
     def _write(self, batch: list[Settlement]) -> None:
+        """One transaction per `FLUSH_CHUNK` settlements, with a turn for the worker's requests
+        between them: a SQLite write never yields, and a whole batch of a few hundred rows
+        would hold a request up for milliseconds. A chunk written again (a later one failed
+        and the batch is retried) counts once: rows and spend by the ledger's idempotence,
+        holds in memory by being given back only for rows this write inserted."""
+        for start in range(0, len(batch), FLUSH_CHUNK):
+            if start:
+                time.sleep(0)  # under gevent, a turn for the worker's other greenlets
+            self._write_chunk(batch[start : start + FLUSH_CHUNK])
+
+    def _write_chunk(self, batch: list[Settlement]) -> None:
         spent = {} if self.holds is not None else None
-        tokens = self.ledger.write(batch, spent=spent)
+        new: set[str] = set()
+        tokens = self.ledger.write(batch, spent=spent, new=new)
         if self.holds is not None:
-            self._settle_holds(self.owner, spent, batch)
+            self._settle_holds(self.owner, spent, batch, new)
         if tokens and self.redis is not None:
             try:
                 self.redis.correct(tokens)
@@ -197,17 +211,21 @@ class UsageWriter:
                 log.warning("could not correct token counts in Redis", exc_info=True)
 
     def _settle_holds(
-        self, owner: str | None = None, spent: dict | None = None, batch: list = ()
+        self,
+        owner: str | None = None,
+        spent: dict | None = None,
+        batch: list = (),
+        new: set | None = None,
     ) -> None:
         """After the database committed: mirror its spend and give the batch's holds back
         where they live. Kept and retried with the next flush when that fails (Redis down):
         until then the holds stay, and the budget is stricter, never overspent."""
         pending, self._unsettled = self._unsettled, []
         if owner is not None:
-            pending.append((owner, spent or {}, [s for s in batch if s.held]))
-        for i, (who, amounts, held) in enumerate(pending):
+            pending.append((owner, spent or {}, [s for s in batch if s.held], new))
+        for i, (who, amounts, held, inserted) in enumerate(pending):
             try:
-                self.holds.settle(who, amounts, held)
+                self.holds.settle(who, amounts, held, inserted)
             except Exception as err:
                 self._unsettled = pending[i:]
                 log.warning("could not give budget holds back: %s", type(err).__name__)
@@ -220,9 +238,10 @@ class UsageWriter:
         for i in range(0, len(batch), REPLAY_BATCH):
             chunk = batch[i : i + REPLAY_BATCH]
             spent = {} if self.holds is not None else None
-            self.ledger.write(chunk, spent=spent)  # no tpm correction: those slots are gone
+            new: set[str] = set()
+            self.ledger.write(chunk, spent=spent, new=new)  # no tpm correction: slots gone
             if spent is not None:
-                self._settle_holds(owner or self.owner, spent, chunk)
+                self._settle_holds(owner or self.owner, spent, chunk, new)
             written += len(chunk)
         return written
 
