@@ -102,7 +102,8 @@ def test_weights_hold_over_1000_requests(client, fake):
     served = [r["body"]["model"] for r in fake.requests()]
     share = served.count("w-a") / len(served)
     assert len(served) == 1000
-    assert 0.72 <= share <= 0.78, share
+    # 3:1 weights: 0.75, and 1000 draws put the share within 0.70-0.80 all but once in 4000 runs
+    assert 0.70 <= share <= 0.80, share
 
 
 @pytest.mark.parametrize("name", ["fails-then-ok", "slow-then-ok"])
