@@ -156,9 +156,15 @@ class Ledger:
         for key_id, period_start, amount in self._release(cur, held):
             ledger.setdefault((key_id, period_start), [0, 0])[1] += amount
         rows = [(k, p, amount, held) for (k, p), (amount, held) in ledger.items()]
-        if rows and spent is not None:
+        if spent is not None:
             spent.clear()
-            spent.update(self._settle_returning(cur, rows))
+            spent.update(self._settle_returning(cur, rows) if rows else {})
+            # A batch written again (its first COMMIT's acknowledgement was lost) inserts
+            # nothing, but its holds are given back now: the mirror must learn the spend that
+            # first COMMIT made, or it would let the budget be spent twice.
+            for pair in {(s.key_id, s.period_start) for s in batch if s.held} - spent.keys():
+                found = cur.execute(self._spent, pair).fetchall()
+                spent[pair] = int(found[0][0]) if found else 0
         elif rows:
             cur.executemany(self._settle, rows)
         return tokens

@@ -165,3 +165,16 @@ def test_holds_of_an_owner_without_a_lease_row_come_back(acct):
     acct.writer.sweep()
     assert held(acct, limited) == 0
     assert acct.redis.client.zscore(budget.owners_key, "ghost") is None
+
+
+def test_a_batch_written_again_still_mirrors_its_spend(acct, store):
+    """A flush whose COMMIT's acknowledgement was lost is written again and inserts nothing;
+    its holds are given back then, so the mirror must learn the spend the first COMMIT made."""
+    limited = key(budget_usd=1.0)
+    acct.admit(limited, PLAN, SMALL, "a").settle(PLAN[0][0], metrics(10, 10), "a")
+    acct.writer.ledger.write(list(acct.writer._queue))  # committed; Redis never heard of it
+    assert mirror(acct, limited) == 0
+    acct.flush()  # the same batch again
+    spent, _ = ledger(store)
+    assert spent > 0 and mirror(acct, limited) == spent
+    assert held(acct, limited) == 0
