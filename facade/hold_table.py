@@ -31,14 +31,12 @@ Standard library only: this module is imported by gunicorn's master.
 
 from __future__ import annotations
 
-import fcntl
 import mmap
-import os
 import struct
-import tempfile
-import threading
 import zlib
 from collections.abc import Callable, Iterable
+
+from .shared_lock import SharedLock
 
 ENTRIES = 4096  # budget periods with holds at once on one instance
 ID_BYTES = 48  # "<key id>|<period start>" (longer ones are hashed to fit)
@@ -72,23 +70,7 @@ class HoldTable:
         self._stride = _AT_HELD + self._held.size
         self._owners_size = OWNER_BYTES * slots
         self._mm = mmap.mmap(-1, self._owners_size + entries * self._stride)
-        self._lock_file = tempfile.TemporaryFile(prefix="facade-holds-") if shared else None
-        self._thread_lock = threading.Lock()
-        self._pid = os.getpid()
-
-    # -- locking (as rate_window.py) -------------------------------------------------------
-    def _enter(self) -> None:
-        if self._pid != os.getpid():  # a lock made before fork is not this process's own
-            self._pid = os.getpid()
-            self._thread_lock = threading.Lock()
-        self._thread_lock.acquire()
-        if self._lock_file is not None:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_EX)
-
-    def _exit(self) -> None:
-        if self._lock_file is not None:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
-        self._thread_lock.release()
+        self._lock = SharedLock("holds", shared=shared)
 
     # -- owners ----------------------------------------------------------------------------
     def _owner_at(self, slot: int) -> bytes:
@@ -104,7 +86,7 @@ class HoldTable:
     def claim(self, owner: str) -> int:
         """A free slot for `owner` (its own again if it has one)."""
         name = owner.encode()[:OWNER_BYTES]
-        self._enter()
+        self._lock.acquire()
         try:
             slot = self._slot_of(name)
             if slot is None:
@@ -114,7 +96,7 @@ class HoldTable:
                 self._mm[slot * OWNER_BYTES : slot * OWNER_BYTES + len(name)] = name
             return slot
         finally:
-            self._exit()
+            self._lock.release()
 
     def quiet_owners(self, ts: float) -> list[str]:
         """Every owner with a slot: the sweep gives back the holds of those without a lease
@@ -122,11 +104,11 @@ class HoldTable:
         return self.owners()
 
     def owners(self) -> list[str]:
-        self._enter()
+        self._lock.acquire()
         try:
             found = [self._owner_at(s) for s in range(self.slots)]
         finally:
-            self._exit()
+            self._lock.release()
         return [o.decode() for o in found if o]
 
     # -- entries ---------------------------------------------------------------------------
@@ -186,7 +168,7 @@ class HoldTable:
         when this period has no mirror yet (outside the lock: it is a store read)."""
         ident = _ident(key_id, period_start)
         for _ in range(3):  # seeded on the first pass, unless a reclaim drops it meanwhile
-            self._enter()
+            self._lock.acquire()
             try:
                 off = self._find(ident, insert=True)
                 seeded, spent = _HEAD.unpack_from(self._mm, off + _AT_HEAD)
@@ -199,15 +181,15 @@ class HoldTable:
                     _NUM.pack_into(self._mm, at, held[slot] + amount)
                     return None
             finally:
-                self._exit()
+                self._lock.release()
             fresh = seed()
-            self._enter()
+            self._lock.acquire()
             try:
                 off = self._find(ident, insert=True)
                 seeded, spent = _HEAD.unpack_from(self._mm, off + _AT_HEAD)
                 _HEAD.pack_into(self._mm, off + _AT_HEAD, 1, max(spent, fresh) if seeded else fresh)
             finally:
-                self._exit()
+                self._lock.release()
         raise TableFull("the budget's spend was dropped again while being read")
 
     def settle(
@@ -217,7 +199,7 @@ class HoldTable:
         the holds of the settlements `held` (key_id, period_start, held: the amount) out of
         `owner`'s slot; with `new`, only of those whose rows that write inserted (a row
         written twice gives its hold back once)."""
-        self._enter()
+        self._lock.acquire()
         try:
             mm = self._mm
             slot = self._slot_of(owner.encode()[:OWNER_BYTES])
@@ -235,13 +217,13 @@ class HoldTable:
                     at = off + _AT_HELD + 8 * slot
                     _NUM.pack_into(mm, at, max(0, _NUM.unpack_from(mm, at)[0] - s.held))
         finally:
-            self._exit()
+            self._lock.release()
 
     def reclaim(self, owner: str) -> int:
         """Give back all `owner` holds and free its slot; every spend mirror is dropped (read
         again from the database). Returns the nano-dollars given back."""
         name = owner.encode()[:OWNER_BYTES]
-        self._enter()
+        self._lock.acquire()
         try:
             slot = self._slot_of(name)
             if slot is None:
@@ -255,24 +237,23 @@ class HoldTable:
             mm[slot * OWNER_BYTES : (slot + 1) * OWNER_BYTES] = bytes(OWNER_BYTES)
             return freed
         finally:
-            self._exit()
+            self._lock.release()
 
     def held(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Nano-dollars held now per (key id, period start)."""
         out = {}
-        self._enter()
+        self._lock.acquire()
         try:
             for key_id, period_start in pairs:
                 off = self._find(_ident(key_id, period_start), insert=False)
                 held = 0 if off is None else sum(self._held.unpack_from(self._mm, off + _AT_HELD))
                 out[(key_id, period_start)] = held
         finally:
-            self._exit()
+            self._lock.release()
         return out
 
     def close(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()
+        self._lock.close()
         self._mm.close()
 
 

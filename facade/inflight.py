@@ -15,14 +15,12 @@ column. This module is imported by gunicorn's master: standard library only.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import mmap
-import os
 import struct
-import tempfile
-import threading
 import zlib
+
+from .shared_lock import SharedLock
 
 log = logging.getLogger("facade.inflight")
 
@@ -42,26 +40,9 @@ class SlotTable:
         self.columns = columns
         self._stride = ID_BYTES + 4 * columns
         self._mm = mmap.mmap(-1, ENTRIES * self._stride)  # anonymous: MAP_SHARED on Unix
-        # Only a table that forked processes share needs the cross-process lock.
-        self._lock_file = tempfile.TemporaryFile(prefix="facade-inflight-") if shared else None
+        self._lock = SharedLock("inflight", shared=shared)
         self._counts = struct.Struct(f"={columns}i")
         self._one = struct.Struct("=i")
-        self._thread_lock: threading.Lock | None = None
-        self._pid = 0
-
-    # -- locking ---------------------------------------------------------------------------
-    def _enter(self) -> None:
-        if self._pid != os.getpid():  # a lock made before fork is not this process's own
-            self._pid = os.getpid()
-            self._thread_lock = threading.Lock()
-        self._thread_lock.acquire()
-        if self._lock_file is not None:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_EX)
-
-    def _exit(self) -> None:
-        if self._lock_file is not None:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
-        self._thread_lock.release()
 
     # -- entries ---------------------------------------------------------------------------
     @staticmethod
@@ -107,7 +88,7 @@ class SlotTable:
         """Count one more request of `key_id` unless `limit` are in flight; returns None when
         counted, else how many are in flight."""
         ident = self._id(key_id)
-        self._enter()
+        self._lock.acquire()
         try:
             off = self._find(ident, insert=True)
             if off is None:
@@ -124,11 +105,11 @@ class SlotTable:
             self._one.pack_into(self._mm, at, self._one.unpack_from(self._mm, at)[0] + 1)
             return None
         finally:
-            self._exit()
+            self._lock.release()
 
     def release(self, key_id: str, column: int) -> None:
         ident = self._id(key_id)
-        self._enter()
+        self._lock.acquire()
         try:
             off = self._find(ident, insert=False)
             if off is not None:
@@ -137,20 +118,20 @@ class SlotTable:
                 if held > 0:
                     self._one.pack_into(self._mm, at, held - 1)
         finally:
-            self._exit()
+            self._lock.release()
 
     def in_flight(self, key_id: str) -> int:
         ident = self._id(key_id)
-        self._enter()
+        self._lock.acquire()
         try:
             off = self._find(ident, insert=False)
             return 0 if off is None else sum(self._counts.unpack_from(self._mm, off + ID_BYTES))
         finally:
-            self._exit()
+            self._lock.release()
 
     def clear_column(self, column: int) -> None:
         """Give back everything a (dead) worker held."""
-        self._enter()
+        self._lock.acquire()
         try:
             stride = self._stride
             for n in range(ENTRIES):
@@ -158,11 +139,10 @@ class SlotTable:
                 if self._mm[off] != 0:
                     self._one.pack_into(self._mm, off + ID_BYTES + 4 * column, 0)
         finally:
-            self._exit()
+            self._lock.release()
 
     def close(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()
+        self._lock.close()
         self._mm.close()
 
 

@@ -30,13 +30,11 @@ cross-process lock. This module is imported by gunicorn's master: standard libra
 
 from __future__ import annotations
 
-import fcntl
 import mmap
-import os
 import struct
-import tempfile
-import threading
 import zlib
+
+from .shared_lock import SharedLock
 
 WINDOW_S = 60
 ENTRIES = 8192  # hash positions; 6 MB of address space, touched only where keys land
@@ -83,24 +81,7 @@ class RateTable:
         self.entries = entries
         self.max_keys = entries * 3 // 4  # linear probing stays short below three quarters
         self._mm = mmap.mmap(-1, HEADER + entries * STRIDE)  # anonymous: MAP_SHARED on Unix
-        # Only a table that forked processes share needs the cross-process lock.
-        self._lock_file = tempfile.TemporaryFile(prefix="facade-rates-") if shared else None
-        self._thread_lock = threading.Lock()
-        self._pid = os.getpid()
-
-    # -- locking ---------------------------------------------------------------------------
-    def _enter(self) -> None:
-        if self._pid != os.getpid():  # a lock made before fork is not this process's own
-            self._pid = os.getpid()
-            self._thread_lock = threading.Lock()
-        self._thread_lock.acquire()
-        if self._lock_file is not None:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_EX)
-
-    def _exit(self) -> None:
-        if self._lock_file is not None:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
-        self._thread_lock.release()
+        self._lock = SharedLock("rates", shared=shared)
 
     # -- entries ---------------------------------------------------------------------------
     def _find(self, ident: bytes, second: int, insert: bool) -> int | None:
@@ -198,7 +179,7 @@ class RateTable:
         (0: no such limit); returns the second it was counted in (its slot). Raises
         `Refused` (counting nothing) or `TableFull`."""
         ident = _ident(key_id)
-        self._enter()
+        self._lock.acquire()
         try:
             mm = self._mm
             off = self._find(ident, int(now), insert=True)
@@ -217,12 +198,12 @@ class RateTable:
             _ONE_REQ.pack_into(mm, off + _REQ_AT + 4 * at, requests[at] + 1)
             return second
         finally:
-            self._exit()
+            self._lock.release()
 
     def check_rpm(self, key_id: str, rpm: int, now: float) -> None:
         """Raise `Refused` if one more request would pass `rpm`; counts nothing."""
         ident = _ident(key_id)
-        self._enter()
+        self._lock.acquire()
         try:
             off = self._find(ident, int(now), insert=False)
             if off is None:
@@ -233,13 +214,13 @@ class RateTable:
             if used + 1 > rpm:
                 raise Refused("rpm", used, self._slots(requests, second))
         finally:
-            self._exit()
+            self._lock.release()
 
     def adjust(self, key_id: str, slot: int, requests: int, tokens: int) -> None:
         """Add to one slot's counts (a refund, a tpm correction at settle), never below zero;
         nothing once the slot has left the window (a late correction must not revive it)."""
         ident = _ident(key_id)
-        self._enter()
+        self._lock.acquire()
         try:
             mm = self._mm
             off = self._find(ident, slot, insert=False)
@@ -256,11 +237,10 @@ class RateTable:
                 where = off + _TOK_AT + 8 * at
                 _ONE_TOK.pack_into(mm, where, max(0, _ONE_TOK.unpack_from(mm, where)[0] + tokens))
         finally:
-            self._exit()
+            self._lock.release()
 
     def close(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()
+        self._lock.close()
         self._mm.close()
 
 

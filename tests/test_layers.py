@@ -58,6 +58,7 @@ LAYERS = {
     "facade.jsonutil": PRIMITIVES,
     "facade.estimates": PRIMITIVES,
     "facade.keys": PRIMITIVES,
+    "facade.shared_lock": PRIMITIVES,
     "facade.outcome": PRIMITIVES,
     "facade.validation": PRIMITIVES,
 }

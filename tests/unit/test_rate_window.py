@@ -83,7 +83,7 @@ def test_a_killed_worker_drops_the_lock_and_what_it_counted_stays(tables):
         try:
             for _ in range(3):
                 table.admit("key-a", 10, 0, 0, time.time())
-            table._enter()  # killed while it holds the lock
+            table._lock.acquire()  # killed while it holds the lock
             os.write(ready_w, b"x")
             time.sleep(60)
         finally:
