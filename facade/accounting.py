@@ -4,13 +4,13 @@
 settled with the true cost once the call is measured, or released if nothing was called.
 
 `StoreAccounting` does it for real. A key with no rpm, tpm or budget costs nothing here but an
-object: its usage is journaled locally and queued for the batched writer. rpm and tpm are
-counted without Redis in memory the instance's workers share (`rate_window.py`: no round
-trip, corrected there as the request settles); a budget hold (the request's largest possible
-cost) is then one short write transaction on SQLite, one statement on PostgreSQL. With
-Redis, one script call counts the rates, the parallel slot and the budget hold together
-(`store/redis_budget.py`), the database written only by the batched settle. Settling only
-journals and queues: see `store/usage.py`.
+object: its usage is journaled locally and queued for the batched writer. A limited key's
+admission makes no store round trip either. Without Redis, rpm and tpm are counted in memory
+the instance's workers share (`rate_window.py`, corrected there as the request settles), and
+so is the budget hold (the request's largest possible cost) on SQLite (`hold_table.py`);
+PostgreSQL without Redis holds it with one statement. With Redis, one script call counts the
+rates, the parallel slot and the budget hold together (`store/redis_budget.py`). The
+database is written by the batched settle only: see `store/usage.py`.
 
 Each admission carries the server-made request id (unique: the usage row's key and the
 hold's) and the caller's X-Request-ID, kept beside it in the row.
@@ -228,6 +228,7 @@ class StoreAccounting:
             period_start=period_start,
             request_id=request_id,
         )
+        refuse_over_whole_budget(ask)  # no wait would help: refused wherever holds live
         try:
             admission.slot = self._admit(ask, now, parallel)
         except FacadeError:
@@ -289,7 +290,6 @@ class StoreAccounting:
     def _admit(self, ask: Ask, now: float, parallel: ParallelSlot | None) -> int | None:
         if self.redis is None:
             return self._admit_here(ask, now)
-        refuse_over_whole_budget(ask)
         slot = self.redis.admit(
             ask, parallel.limit if parallel is not None else 0, self.writer.owner, self._seed
         )
@@ -330,7 +330,6 @@ class StoreAccounting:
         """SQLite: the budget hold in the instance's shared memory (`hold_table.py`)."""
         if ask.budget_nusd is None:
             return
-        refuse_over_whole_budget(ask)
         try:
             if self._hold_slot is None:
                 # The journal first: a sibling's sweep takes an owner with holds and no
